@@ -1,0 +1,1 @@
+//! placeholder: the version-pinned port of lean.h (Lean 4.35).
