@@ -1,1 +1,3 @@
-//! placeholder
+//! Shared pieces of the interop tests, the demo and the benchmark.
+pub mod rust_peer;
+pub mod wiretap;

@@ -1,0 +1,1 @@
+//! placeholder: capnp-rpc (Rust) peers for the interop schemas.

@@ -1,0 +1,1 @@
+//! placeholder: a frame-decoding TCP/unix proxy.
