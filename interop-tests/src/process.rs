@@ -1,0 +1,156 @@
+//! Child processes for cross-process tests: spawned peers are always killed, and every wait has a
+//! deadline, so a broken peer fails a test instead of hanging it.
+//!
+//! A serving peer announces readiness by printing one line `listening on ADDR` on stdout;
+//! [`PeerProcess::spawn_listening`] waits for it and hands back `ADDR`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The line prefix a serving peer prints once it accepts connections.
+pub const LISTENING_PREFIX: &str = "listening on ";
+
+/// A child process that is killed (and reaped) when dropped.
+pub struct PeerProcess {
+    child: Child,
+    name: String,
+    address: Option<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl PeerProcess {
+    /// Starts `program args...` and waits up to `timeout` for its `listening on ADDR` line.
+    /// Fails with the child's stderr if it exits or stays silent instead.
+    pub fn spawn_listening(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<PeerProcess, String> {
+        let program = program.as_ref();
+        let name = format!("{} {}", program.display(), args.join(" "));
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut peer = PeerProcess { child, name, address: None, stderr: Some(collect(stderr)) };
+
+        let (lines_tx, lines_rx) = mpsc::channel();
+        // Keep draining stdout after the ready line so a chatty child never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Once the waiter is gone sends fail; reading on is what keeps the pipe empty.
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(address) = line.trim().strip_prefix(LISTENING_PREFIX) {
+                        peer.address = Some(address.to_string());
+                        return Ok(peer);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!("{} did not print `{LISTENING_PREFIX}ADDR` within {timeout:?}", peer.name));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let stderr = peer.kill_and_collect_stderr();
+                    return Err(format!("{} exited before listening; stderr:\n{stderr}", peer.name));
+                }
+            }
+        }
+    }
+
+    /// The address from the `listening on` line.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or("")
+    }
+
+    /// The OS process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the process now (e.g. to test peer death) and returns what it wrote to stderr.
+    pub fn kill_and_collect_stderr(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    })
+}
+
+/// What a finished child process did.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs `program args...` to completion; kills it and fails if it takes longer than `timeout`.
+pub fn run_to_completion(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<Finished, String> {
+    let program = program.as_ref();
+    let name = format!("{} {}", program.display(), args.join(" "));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let stdout = collect(child.stdout.take().expect("stdout is piped"));
+    let stderr = collect(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = stderr.join().unwrap_or_default();
+                return Err(format!("{name} did not finish within {timeout:?}; stderr:\n{stderr}"));
+            }
+        }
+    };
+    Ok(Finished { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+}
+
+/// A unix socket path unique to this process and call, in the temp directory.
+pub fn unique_socket_path(label: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("capnp-lean-{label}-{}-{n}.sock", std::process::id()))
+}

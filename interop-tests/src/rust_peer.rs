@@ -1,1 +1,0 @@
-//! placeholder: capnp-rpc (Rust) peers for the interop schemas.

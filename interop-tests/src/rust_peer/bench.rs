@@ -1,0 +1,141 @@
+//! The benchmark client: sequential echo latency and pipelined echo throughput.
+//!
+//! The KJ bench client (`cxx/kj_bench_client.c++`) measures the same way and prints the same JSON,
+//! so results from both can be compared line by line: first `WARMUP_CALLS` unmeasured echoes, then
+//! `calls` sequential echoes (each awaited before the next; p50/p99 by nearest rank), then `calls`
+//! echoes again with `window` of them always in flight (calls per second over the whole batch).
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use capnp::Error;
+use capnp_schemas::interop_capnp::interop;
+
+use super::interop_client::echo;
+use super::{connect, Address};
+
+/// Unmeasured calls made first, so connection setup and lazy allocation do not skew p99.
+pub const WARMUP_CALLS: u32 = 100;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchConfig {
+    /// Calls per measurement.
+    pub calls: u32,
+    /// Calls kept in flight during the throughput measurement.
+    pub window: u32,
+    /// Echo payload size in bytes.
+    pub payload: usize,
+}
+
+/// What was measured.
+#[derive(Debug, Clone)]
+pub struct BenchResult {
+    /// Which client produced it (`rust-capnp-rpc`, `kj-cxx`, ...).
+    pub client: String,
+    /// The configuration used.
+    pub config: BenchConfig,
+    /// Median sequential round trip, µs.
+    pub p50_us: f64,
+    /// 99th percentile sequential round trip, µs.
+    pub p99_us: f64,
+    /// Pipelined throughput, calls per second.
+    pub calls_per_s: f64,
+}
+
+impl BenchResult {
+    /// One JSON object on one line (the format both bench clients print).
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"client\":\"{}\",\"calls\":{},\"window\":{},\"payload\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"calls_per_s\":{:.0}}}",
+            self.client, self.config.calls, self.config.window, self.config.payload, self.p50_us, self.p99_us, self.calls_per_s
+        )
+    }
+}
+
+/// The `rank`-th percentile (0..=100) of `samples` by the nearest-rank method.
+pub fn percentile(samples: &mut [Duration], rank: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    samples.sort_unstable();
+    let index = ((rank / 100.0) * samples.len() as f64).ceil() as usize;
+    samples[index.clamp(1, samples.len()) - 1]
+}
+
+/// Round-trip time of each of `calls` sequential echoes.
+pub async fn sequential_latencies(interop: &interop::Client, calls: u32, payload: &[u8]) -> Result<Vec<Duration>, Error> {
+    let mut samples = Vec::with_capacity(calls as usize);
+    for _ in 0..calls {
+        let start = Instant::now();
+        echo(interop, payload).await?;
+        samples.push(start.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Calls per second for `calls` echoes with `window` always in flight.
+pub async fn pipelined_throughput(interop: &interop::Client, calls: u32, window: u32, payload: &[u8]) -> Result<f64, Error> {
+    let remaining = Cell::new(calls);
+    // Each lane sends its next call as soon as its previous one returns.
+    let lane = || async {
+        while remaining.get() > 0 {
+            remaining.set(remaining.get() - 1);
+            echo(interop, payload).await?;
+        }
+        Ok::<(), Error>(())
+    };
+    let start = Instant::now();
+    futures::future::try_join_all((0..window.max(1)).map(|_| lane())).await?;
+    Ok(f64::from(calls) / start.elapsed().as_secs_f64())
+}
+
+/// Connects to an `Interop` server at `address` and runs the whole benchmark.
+pub async fn bench_interop(address: &str, config: BenchConfig) -> Result<BenchResult, String> {
+    let address = Address::parse(address).map_err(|e| e.to_string())?;
+    let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
+    let interop: interop::Client = connection.bootstrap();
+    let payload = vec![0x5a; config.payload];
+    let failed = |e: Error| format!("echo failed: {e}");
+    sequential_latencies(&interop, WARMUP_CALLS, &payload).await.map_err(failed)?;
+    let mut samples = sequential_latencies(&interop, config.calls, &payload).await.map_err(failed)?;
+    let calls_per_s = pipelined_throughput(&interop, config.calls, config.window, &payload).await.map_err(failed)?;
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let result = BenchResult {
+        client: "rust-capnp-rpc".into(),
+        config,
+        p50_us: micros(percentile(&mut samples, 50.0)),
+        p99_us: micros(percentile(&mut samples, 99.0)),
+        calls_per_s,
+    };
+    let _ = connection.disconnect().await;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
+        assert_eq!(percentile(&mut samples, 50.0), Duration::from_micros(50));
+        assert_eq!(percentile(&mut samples, 99.0), Duration::from_micros(99));
+        assert_eq!(percentile(&mut [Duration::from_micros(7)], 99.0), Duration::from_micros(7));
+    }
+
+    #[test]
+    fn json_line_has_every_field() {
+        let result = BenchResult {
+            client: "x".into(),
+            config: BenchConfig { calls: 10, window: 4, payload: 64 },
+            p50_us: 12.34,
+            p99_us: 56.78,
+            calls_per_s: 1234.5,
+        };
+        assert_eq!(
+            result.to_json(),
+            r#"{"client":"x","calls":10,"window":4,"payload":64,"p50_us":12.3,"p99_us":56.8,"calls_per_s":1234}"#
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! The `Interop` client scenario: every method, with every result checked.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use capnp::capability::Rc as CapRc;
+use capnp::Error;
+use capnp_schemas::interop_capnp::{counter, interop, ErrorKind};
+
+use super::{connect, Address};
+
+/// Each step gets this long; a hung peer fails the scenario instead of hanging it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client-hosted `Counter` whose total the scenario can inspect afterwards.
+#[derive(Clone, Default)]
+pub struct LocalCounter {
+    total: Rc<Cell<i64>>,
+    calls: Rc<Cell<u32>>,
+}
+
+impl LocalCounter {
+    /// The running total.
+    pub fn total(&self) -> i64 {
+        self.total.get()
+    }
+
+    /// How many `increment` calls reached this object.
+    pub fn calls(&self) -> u32 {
+        self.calls.get()
+    }
+
+    /// A capability for this counter (all clones share the total).
+    pub fn client(&self) -> counter::Client {
+        capnp_rpc::new_client(self.clone())
+    }
+}
+
+impl counter::Server for LocalCounter {
+    async fn increment(
+        self: CapRc<Self>,
+        params: counter::IncrementParams,
+        mut results: counter::IncrementResults,
+    ) -> Result<(), Error> {
+        let total = self.total.get() + params.get()?.get_by();
+        self.total.set(total);
+        self.calls.set(self.calls.get() + 1);
+        results.get().set_value(total);
+        Ok(())
+    }
+}
+
+fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+async fn step<T>(name: &str, work: impl Future<Output = Result<T, Error>>) -> Result<T, String> {
+    match tokio::time::timeout(STEP_TIMEOUT, work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(_) => Err(format!("{name}: no answer within {STEP_TIMEOUT:?}")),
+    }
+}
+
+/// Connects to `address`, runs [`run_interop_scenario`] and disconnects.
+pub async fn client_interop(address: &str) -> Result<(), String> {
+    let address = Address::parse(address).map_err(|e| e.to_string())?;
+    let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
+    run_interop_scenario(&connection.bootstrap()).await?;
+    step("disconnect", connection.disconnect()).await
+}
+
+/// Calls every `Interop` method and checks each answer. Returns the first wrong result.
+pub async fn run_interop_scenario(interop: &interop::Client) -> Result<(), String> {
+    echo_round_trips(interop).await?;
+    fail_carries_kind_and_message(interop).await?;
+    counter_counts_and_is_released(interop).await?;
+    counter_later_resolves(interop).await?;
+    reflect_returns_calls_to_caller(interop).await?;
+    call_back_calls_caller(interop).await?;
+    hang_is_cancelled(interop).await?;
+    not_implemented_answers_unimplemented(interop).await?;
+    Ok(())
+}
+
+/// Sends `payload` to `echo` and returns what came back.
+pub async fn echo(interop: &interop::Client, payload: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut request = interop.echo_request();
+    request.get().set_payload(payload);
+    let response = request.send().promise.await?;
+    Ok(response.get()?.get_payload()?.to_vec())
+}
+
+async fn increment(counter: &counter::Client, by: i64) -> Result<i64, Error> {
+    let mut request = counter.increment_request();
+    request.get().set_by(by);
+    Ok(request.send().promise.await?.get()?.get_value())
+}
+
+async fn released_counters(interop: &interop::Client) -> Result<u32, Error> {
+    Ok(interop.released_counters_request().send().promise.await?.get()?.get_count())
+}
+
+async fn echo_round_trips(interop: &interop::Client) -> Result<(), String> {
+    for size in [0usize, 5, 100_000] {
+        let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let back = step("echo", echo(interop, &payload)).await?;
+        check(back == payload, || format!("echo of {size} bytes came back as {} different bytes", back.len()))?;
+    }
+    Ok(())
+}
+
+async fn fail_carries_kind_and_message(interop: &interop::Client) -> Result<(), String> {
+    let cases = [
+        (ErrorKind::Failed, capnp::ErrorKind::Failed),
+        (ErrorKind::Overloaded, capnp::ErrorKind::Overloaded),
+        (ErrorKind::Disconnected, capnp::ErrorKind::Disconnected),
+        (ErrorKind::Unimplemented, capnp::ErrorKind::Unimplemented),
+    ];
+    for (kind, expected) in cases {
+        let message = format!("deliberate {kind:?}");
+        let mut request = interop.fail_request();
+        request.get().set_kind(kind);
+        request.get().set_message(&message[..]);
+        match tokio::time::timeout(STEP_TIMEOUT, request.send().promise).await {
+            Err(_) => return Err(format!("fail({kind:?}): no answer within {STEP_TIMEOUT:?}")),
+            Ok(Ok(_)) => return Err(format!("fail({kind:?}) succeeded")),
+            Ok(Err(e)) => check(e.kind == expected && e.extra.contains(&message), || {
+                format!("fail({kind:?}, {message:?}) gave {:?} {:?}", e.kind, e.extra)
+            })?,
+        }
+    }
+    Ok(())
+}
+
+async fn counter_counts_and_is_released(interop: &interop::Client) -> Result<(), String> {
+    let before = step("releasedCounters", released_counters(interop)).await?;
+    let counter = interop.new_counter_request().send().pipeline.get_counter();
+    let first = step("increment", increment(&counter, 5)).await?;
+    let second = step("increment", increment(&counter, 2)).await?;
+    check((first, second) == (5, 7), || format!("counter went 5, 2 -> {first}, {second}"))?;
+    drop(counter);
+    // Release travels asynchronously; the server sees it some time after the drop.
+    let waited = tokio::time::timeout(STEP_TIMEOUT, async {
+        loop {
+            match released_counters(interop).await {
+                Ok(now) if now > before => return Ok(now),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    match waited.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("releasedCounters: {e}")),
+        Err(_) => Err(format!("a dropped counter was not released within {STEP_TIMEOUT:?}")),
+    }
+}
+
+async fn counter_later_resolves(interop: &interop::Client) -> Result<(), String> {
+    let mut request = interop.counter_later_request();
+    request.get().set_delay_ms(50);
+    // Called before the promise resolves: the server must queue it and deliver it after.
+    let counter = request.send().pipeline.get_counter();
+    let first = step("increment on a promised counter", increment(&counter, 1)).await?;
+    let second = step("increment on the resolved counter", increment(&counter, 1)).await?;
+    check((first, second) == (1, 2), || format!("counterLater counter went {first}, {second}, not 1, 2"))
+}
+
+async fn reflect_returns_calls_to_caller(interop: &interop::Client) -> Result<(), String> {
+    let local = LocalCounter::default();
+    let mut request = interop.reflect_request();
+    request.get().set_counter(local.client());
+    request.get().set_delay_ms(50);
+    let reflected = request.send().pipeline.get_counter();
+    // Sent before and after the resolution; both must reach our own object, in order.
+    let mut early = reflected.increment_request();
+    early.get().set_by(3);
+    let early = early.send().promise;
+    let first = step("increment on the reflected promise", async { Ok(early.await?.get()?.get_value()) }).await?;
+    let second = step("increment on the reflected counter", increment(&reflected, 4)).await?;
+    check((first, second) == (3, 7), || format!("reflected counter went {first}, {second}, not 3, 7"))?;
+    check(local.calls() == 2 && local.total() == 7, || {
+        format!("our counter saw {} calls totalling {}, not 2 totalling 7", local.calls(), local.total())
+    })
+}
+
+async fn call_back_calls_caller(interop: &interop::Client) -> Result<(), String> {
+    let local = LocalCounter::default();
+    let mut request = interop.call_back_request();
+    request.get().set_counter(local.client());
+    request.get().set_times(3);
+    let total = step("callBack", async { Ok(request.send().promise.await?.get()?.get_total()) }).await?;
+    check(total == 3 && local.calls() == 3, || {
+        format!("callBack returned {total} after {} calls on our counter, not 3 after 3", local.calls())
+    })
+}
+
+async fn hang_is_cancelled(interop: &interop::Client) -> Result<(), String> {
+    let hanging = interop.hang_request().send().promise;
+    let outcome = tokio::time::timeout(Duration::from_millis(200), hanging).await;
+    check(outcome.is_err(), || "hang completed by itself".to_string())?;
+    // The timeout dropped the call (Finish); the connection must still serve calls.
+    let back = step("echo after cancelling hang", echo(interop, b"still here")).await?;
+    check(back == b"still here", || "echo after cancelling hang came back wrong".to_string())
+}
+
+async fn not_implemented_answers_unimplemented(interop: &interop::Client) -> Result<(), String> {
+    let answer = tokio::time::timeout(STEP_TIMEOUT, interop.not_implemented_request().send().promise).await;
+    match answer {
+        Err(_) => Err(format!("notImplemented: no answer within {STEP_TIMEOUT:?}")),
+        Ok(Ok(_)) => Err("notImplemented succeeded".to_string()),
+        Ok(Err(e)) => check(e.kind == capnp::ErrorKind::Unimplemented, || {
+            format!("notImplemented failed with {:?} {:?}, not unimplemented", e.kind, e.extra)
+        }),
+    }
+}

@@ -1,1 +1,0 @@
-//! placeholder: a frame-decoding TCP/unix proxy.

@@ -1,0 +1,206 @@
+//! A frame-decoding proxy: evidence of what two RPC peers actually said to each other.
+//!
+//! [`WireTap::start`] listens on an address, and for every connection it accepts opens one to the
+//! upstream address and copies bytes both ways *unchanged*. On the side it splits each direction
+//! into Cap'n Proto frames, parses every frame as an rpc.capnp `Message` and records a
+//! [`WireEvent`]. Tests then assert which message kinds occurred. It runs on its own threads, so it
+//! can be used from synchronous tests and from inside any async runtime alike.
+
+mod decode;
+mod frames;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::rust_peer::{Address, Listener, ReadHalf, Stream, WriteHalf};
+pub use decode::{CallTarget, MessageKind, Resolution, ReturnOutcome, RpcMessage, SendResultsTo};
+pub use frames::FrameSplitter;
+
+/// Which way a message travelled through the tap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the peer that connected to the tap towards the upstream.
+    ClientToServer,
+    /// From the upstream back to the connecting peer.
+    ServerToClient,
+}
+
+/// One message seen on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireEvent {
+    /// Which accepted connection (0, 1, ... in accept order).
+    pub connection: usize,
+    /// Which way it went.
+    pub direction: Direction,
+    /// What it said.
+    pub message: RpcMessage,
+}
+
+impl fmt::Display for WireEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let arrow = match self.direction {
+            Direction::ClientToServer => "c->s",
+            Direction::ServerToClient => "s->c",
+        };
+        write!(f, "#{} {arrow} {:?}", self.connection, self.message)
+    }
+}
+
+/// Events recorded so far, with a condition variable so waiters wake on each new one.
+#[derive(Default)]
+struct EventLog {
+    events: Mutex<Vec<WireEvent>>,
+    grew: Condvar,
+}
+
+impl EventLog {
+    fn lock(&self) -> MutexGuard<'_, Vec<WireEvent>> {
+        // A panicking test thread must not make the log unreadable for the others.
+        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn record(&self, event: WireEvent) {
+        self.lock().push(event);
+        self.grew.notify_all();
+    }
+}
+
+/// A running proxy. Dropping it stops accepting and closes every proxied connection.
+pub struct WireTap {
+    address: Address,
+    log: Arc<EventLog>,
+    sever: watch::Sender<u64>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl WireTap {
+    /// Listens on `listen` (`host:port`, port 0 allowed, or `unix:/path`) and forwards every
+    /// connection to `upstream`.
+    pub fn start(listen: &str, upstream: &str) -> io::Result<WireTap> {
+        let listen = Address::parse(listen)?;
+        let upstream = Address::parse(upstream)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("wiretap")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(Listener::bind(&listen))?;
+        let address = listener.local_address()?;
+        let log = Arc::new(EventLog::default());
+        let (sever, severed) = watch::channel(0);
+        runtime.spawn(accept_loop(listener, upstream, log.clone(), severed));
+        Ok(WireTap { address, log, sever, runtime: Some(runtime) })
+    }
+
+    /// The address peers should connect to (the real port when started on port 0).
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// Every message seen so far, in the order the tap decoded them.
+    pub fn events(&self) -> Vec<WireEvent> {
+        self.log.lock().clone()
+    }
+
+    /// The distinct kinds seen so far.
+    pub fn kinds_seen(&self) -> BTreeSet<MessageKind> {
+        self.log.lock().iter().map(|e| e.message.kind()).collect()
+    }
+
+    /// How many messages of `kind` were seen.
+    pub fn count(&self, kind: MessageKind) -> usize {
+        self.log.lock().iter().filter(|e| e.message.kind() == kind).count()
+    }
+
+    /// Waits until `kind` has been seen; false if `timeout` passed first.
+    pub fn wait_for(&self, kind: MessageKind, timeout: Duration) -> bool {
+        self.wait_until(timeout, |events| events.iter().any(|e| e.message.kind() == kind))
+    }
+
+    /// Waits until `condition` holds for the events recorded so far; false on timeout.
+    pub fn wait_until(&self, timeout: Duration, condition: impl Fn(&[WireEvent]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut events = self.log.lock();
+        loop {
+            if condition(&events) {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { return false };
+            events = match self.log.grew.wait_timeout(events, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// A readable listing of every event, one per line (for failure messages).
+    pub fn transcript(&self) -> String {
+        self.log.lock().iter().map(|e| format!("{e}\n")).collect()
+    }
+
+    /// Abruptly closes every connection proxied so far, both sides, as if the network failed.
+    /// New connections are still accepted.
+    pub fn sever_all(&self) {
+        self.sever.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl Drop for WireTap {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Not `drop(runtime)`: that panics when the tap is dropped inside an async context.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(listener: Listener, upstream: Address, log: Arc<EventLog>, severed: watch::Receiver<u64>) {
+    for connection in 0.. {
+        let Ok(downstream) = listener.accept().await else { return };
+        let upstream = upstream.clone();
+        let log = log.clone();
+        let mut severed = severed.clone();
+        severed.mark_unchanged();
+        tokio::spawn(async move {
+            let Ok(upstream) = Stream::connect(&upstream).await else { return };
+            let (client_read, client_write) = downstream.into_split();
+            let (server_read, server_write) = upstream.into_split();
+            let both_ways = futures::future::join(
+                pump(client_read, server_write, connection, Direction::ClientToServer, &log),
+                pump(server_read, client_write, connection, Direction::ServerToClient, &log),
+            );
+            // Returning drops all four halves, closing both sockets.
+            tokio::select! {
+                _ = both_ways => {}
+                _ = severed.changed() => {}
+            }
+        });
+    }
+}
+
+/// Copies one direction verbatim, decoding frames as a side effect. On end of input it half-closes
+/// the other side, so each peer sees exactly the closes the other one made.
+async fn pump(mut from: ReadHalf, mut to: WriteHalf, connection: usize, direction: Direction, log: &EventLog) {
+    let mut splitter = FrameSplitter::default();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // Forward first: decoding must never delay or alter the bytes.
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+        for frame in splitter.push(&buffer[..read]) {
+            log.record(WireEvent { connection, direction, message: RpcMessage::decode(&frame) });
+        }
+    }
+    let _ = to.shutdown().await;
+}
