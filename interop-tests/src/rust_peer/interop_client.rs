@@ -107,7 +107,8 @@ async fn released_counters(interop: &interop::Client) -> Result<u32, Error> {
     Ok(interop.released_counters_request().send().promise.await?.get()?.get_count())
 }
 
-async fn echo_round_trips(interop: &interop::Client) -> Result<(), String> {
+/// Echo returns empty, small and 100 kB payloads unchanged.
+pub async fn echo_round_trips(interop: &interop::Client) -> Result<(), String> {
     for size in [0usize, 5, 100_000] {
         let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
         let back = step("echo", echo(interop, &payload)).await?;
@@ -116,7 +117,8 @@ async fn echo_round_trips(interop: &interop::Client) -> Result<(), String> {
     Ok(())
 }
 
-async fn fail_carries_kind_and_message(interop: &interop::Client) -> Result<(), String> {
+/// `fail` answers each error kind with the given message.
+pub async fn fail_carries_kind_and_message(interop: &interop::Client) -> Result<(), String> {
     let cases = [
         (ErrorKind::Failed, capnp::ErrorKind::Failed),
         (ErrorKind::Overloaded, capnp::ErrorKind::Overloaded),
@@ -139,7 +141,8 @@ async fn fail_carries_kind_and_message(interop: &interop::Client) -> Result<(), 
     Ok(())
 }
 
-async fn counter_counts_and_is_released(interop: &interop::Client) -> Result<(), String> {
+/// A server-hosted counter counts, and dropping it is seen by the server (Release).
+pub async fn counter_counts_and_is_released(interop: &interop::Client) -> Result<(), String> {
     let before = step("releasedCounters", released_counters(interop)).await?;
     let counter = interop.new_counter_request().send().pipeline.get_counter();
     let first = step("increment", increment(&counter, 5)).await?;
@@ -163,35 +166,73 @@ async fn counter_counts_and_is_released(interop: &interop::Client) -> Result<(),
     }
 }
 
-async fn counter_later_resolves(interop: &interop::Client) -> Result<(), String> {
+/// Waits until `client` has resolved to its final destination.
+///
+/// Not plain `when_resolved()`: in capnp-rpc 0.27.3 that never completes when called on an
+/// imported promise that has *already* resolved (its waiter queue is drained only once, at
+/// resolution). Following the resolved chain first sidesteps that.
+pub async fn settled(client: &capnp::capability::Client) -> Result<(), Error> {
+    let mut hook = client.hook.add_ref();
+    while let Some(next) = hook.get_resolved() {
+        hook = next;
+    }
+    hook.when_resolved().await
+}
+
+/// Sends `increment(by)` now; the returned future only waits for the answer.
+fn send_increment(counter: &counter::Client, by: i64) -> impl Future<Output = Result<i64, Error>> {
+    let mut request = counter.increment_request();
+    request.get().set_by(by);
+    let answer = request.send().promise;
+    async move { Ok(answer.await?.get()?.get_value()) }
+}
+
+/// `counterLater`: calls before and after the promise resolves both reach the new counter (Resolve).
+pub async fn counter_later_resolves(interop: &interop::Client) -> Result<(), String> {
     let mut request = interop.counter_later_request();
-    request.get().set_delay_ms(50);
-    // Called before the promise resolves: the server must queue it and deliver it after.
-    let counter = request.send().pipeline.get_counter();
-    let first = step("increment on a promised counter", increment(&counter, 1)).await?;
-    let second = step("increment on the resolved counter", increment(&counter, 1)).await?;
+    request.get().set_delay_ms(100);
+    let sent = request.send();
+    // Pipelined before the promise resolves: the server must queue it until it does.
+    let early = send_increment(&sent.pipeline.get_counter(), 1);
+    // Holding the returned promise capability until it resolves is what makes the server send
+    // Resolve; a client that only pipelines releases it at once and the Resolve is never sent.
+    let response = step("counterLater", sent.promise).await?;
+    let held = response.get().and_then(|r| r.get_counter()).map_err(|e| format!("counterLater results: {e}"))?;
+    let first = step("increment on a promised counter", early).await?;
+    step("counterLater resolution", settled(&held.client)).await?;
+    let second = step("increment on the resolved counter", send_increment(&held, 1)).await?;
     check((first, second) == (1, 2), || format!("counterLater counter went {first}, {second}, not 1, 2"))
 }
 
-async fn reflect_returns_calls_to_caller(interop: &interop::Client) -> Result<(), String> {
+/// `reflect`: calls pipelined, on the promise and after resolution all reach our own counter in order
+/// (Resolve to a receiver-hosted cap, Disembargo).
+pub async fn reflect_returns_calls_to_caller(interop: &interop::Client) -> Result<(), String> {
     let local = LocalCounter::default();
     let mut request = interop.reflect_request();
     request.get().set_counter(local.client());
-    request.get().set_delay_ms(50);
-    let reflected = request.send().pipeline.get_counter();
-    // Sent before and after the resolution; both must reach our own object, in order.
-    let mut early = reflected.increment_request();
-    early.get().set_by(3);
-    let early = early.send().promise;
-    let first = step("increment on the reflected promise", async { Ok(early.await?.get()?.get_value()) }).await?;
-    let second = step("increment on the reflected counter", increment(&reflected, 4)).await?;
-    check((first, second) == (3, 7), || format!("reflected counter went {first}, {second}, not 3, 7"))?;
-    check(local.calls() == 2 && local.total() == 7, || {
-        format!("our counter saw {} calls totalling {}, not 2 totalling 7", local.calls(), local.total())
+    request.get().set_delay_ms(100);
+    let sent = request.send();
+    // Three calls: pipelined, on the unresolved promise, and after resolution. The server forwards
+    // the first two back to us; all must arrive at our own object in the order sent.
+    let pipelined = send_increment(&sent.pipeline.get_counter(), 3);
+    let response = step("reflect", sent.promise).await?;
+    let held = response.get().and_then(|r| r.get_counter()).map_err(|e| format!("reflect results: {e}"))?;
+    let on_promise = send_increment(&held, 4);
+    step("reflect resolution", settled(&held.client)).await?;
+    let resolved = send_increment(&held, 5);
+    let totals = (
+        step("increment pipelined on reflect", pipelined).await?,
+        step("increment on the reflected promise", on_promise).await?,
+        step("increment on the reflected counter", resolved).await?,
+    );
+    check(totals == (3, 7, 12), || format!("reflected counter went {totals:?}, not (3, 7, 12)"))?;
+    check(local.calls() == 3 && local.total() == 12, || {
+        format!("our counter saw {} calls totalling {}, not 3 totalling 12", local.calls(), local.total())
     })
 }
 
-async fn call_back_calls_caller(interop: &interop::Client) -> Result<(), String> {
+/// `callBack`: the server calls our counter `times` times.
+pub async fn call_back_calls_caller(interop: &interop::Client) -> Result<(), String> {
     let local = LocalCounter::default();
     let mut request = interop.call_back_request();
     request.get().set_counter(local.client());
@@ -202,7 +243,8 @@ async fn call_back_calls_caller(interop: &interop::Client) -> Result<(), String>
     })
 }
 
-async fn hang_is_cancelled(interop: &interop::Client) -> Result<(), String> {
+/// `hang` never completes; dropping it (Finish) leaves the connection usable.
+pub async fn hang_is_cancelled(interop: &interop::Client) -> Result<(), String> {
     let hanging = interop.hang_request().send().promise;
     let outcome = tokio::time::timeout(Duration::from_millis(200), hanging).await;
     check(outcome.is_err(), || "hang completed by itself".to_string())?;
@@ -211,7 +253,8 @@ async fn hang_is_cancelled(interop: &interop::Client) -> Result<(), String> {
     check(back == b"still here", || "echo after cancelling hang came back wrong".to_string())
 }
 
-async fn not_implemented_answers_unimplemented(interop: &interop::Client) -> Result<(), String> {
+/// `notImplemented` answers `unimplemented`.
+pub async fn not_implemented_answers_unimplemented(interop: &interop::Client) -> Result<(), String> {
     let answer = tokio::time::timeout(STEP_TIMEOUT, interop.not_implemented_request().send().promise).await;
     match answer {
         Err(_) => Err(format!("notImplemented: no answer within {STEP_TIMEOUT:?}")),

@@ -116,6 +116,9 @@ pub enum RpcMessage {
         answer_id: u32,
         /// How it ended.
         outcome: ReturnOutcome,
+        /// The callee already forgot the question, so no Finish will follow (rpc.capnp of
+        /// Cap'n Proto ≥ 0.11; capnp-rpc sets it on results without capabilities, KJ 0.9.2 never).
+        no_finish_needed: bool,
     },
     /// `finish`.
     Finish {
@@ -252,7 +255,7 @@ fn decode_return(r: return_::Reader) -> capnp::Result<RpcMessage> {
         return_::TakeFromOtherQuestion(id) => ReturnOutcome::TakeFromOtherQuestion(id),
         return_::AcceptFromThirdParty(_) => ReturnOutcome::AcceptFromThirdParty,
     };
-    Ok(RpcMessage::Return { answer_id: r.get_answer_id(), outcome })
+    Ok(RpcMessage::Return { answer_id: r.get_answer_id(), outcome, no_finish_needed: r.get_no_finish_needed() })
 }
 
 fn decode_resolve(r: resolve::Reader) -> capnp::Result<RpcMessage> {
