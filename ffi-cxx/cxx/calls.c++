@@ -1,0 +1,243 @@
+// Capabilities and outgoing calls: start, complete (callback and blocking wait), results,
+// pipelining, cancellation by release.
+
+#include "core.h"
+
+namespace capnp_lean {
+
+capnp_lean_status newCap(Core* core, capnp_lean_cap** out, capnp_lean_error** err,
+                         kj::Function<kj::Own<capnp::ClientHook>(LoopState& loop)> make) {
+  if (out == nullptr) return nullArgument(err, "out");
+  auto* cap = new capnp_lean_cap{core, {}};
+  core->ref();
+  Task fill = [cap, make = kj::mv(make)](LoopState* loop) mutable {
+    loop->caps.insert(cap);
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { cap->hook = make(*loop); })) {
+      cap->hook = capnp::newBrokenCap(kj::mv(*e));
+    }
+  };
+  if (!core->post(fill)) {
+    delete cap;
+    core->unref();
+    return shutDownError(err);
+  }
+  *out = cap;
+  return CAPNP_LEAN_OK;
+}
+
+namespace {
+
+void complete(capnp_lean_call* call, const ErrorData* error) {
+  if (error != nullptr) {
+    call->failed = true;
+    call->error = *error;
+  }
+  {
+    std::lock_guard<std::mutex> lock(call->mutex);
+    call->done.store(true, std::memory_order_release);
+  }
+  call->doneCv.notify_all();
+  if (call->onDone != nullptr) call->onDone(call->userData, call);
+}
+
+void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
+              uint64_t interfaceId, uint16_t methodId, const OutgoingMessage& params) {
+  auto targetHook = target->hook.get() != nullptr
+      ? target->hook->addRef()
+      : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the target capability was shut down");
+  capnp::Capability::Client client(kj::mv(targetHook));
+  auto request = client.typelessRequest(
+      interfaceId, methodId,
+      capnp::MessageSize{params.words.size() + 4, static_cast<uint>(params.caps.size())});
+  params.writeTo(request);
+  auto remote = request.send();
+  kj::Promise<capnp::Response<capnp::AnyPointer>> response = kj::mv(remote);
+  call->pipeline = capnp::AnyPointer::Pipeline(kj::mv(remote));
+  call->completion = response
+      .then([call](capnp::Response<capnp::AnyPointer>&& results) {
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { call->results.copyFrom(results); })) {
+          auto error = errorFromException(*e);
+          complete(call, &error);
+        } else {
+          complete(call, nullptr);
+        }
+      }, [call](kj::Exception&& e) {
+        auto error = errorFromException(e);
+        complete(call, &error);
+      })
+      .eagerlyEvaluate(nullptr);
+  (void)loop;
+}
+
+}  // namespace
+}  // namespace capnp_lean
+
+using namespace capnp_lean;
+
+extern "C" {
+
+capnp_lean_status capnp_lean_cap_clone(capnp_lean_cap* cap, capnp_lean_cap** out,
+                                       capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (cap == nullptr) return nullArgument(err, "cap");
+    return newCap(cap->core, out, err, [cap](LoopState&) {
+      if (cap->hook.get() == nullptr) {
+        return brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down");
+      }
+      return cap->hook->addRef();
+    });
+  });
+}
+
+void capnp_lean_cap_release(capnp_lean_cap* cap) {
+  if (cap == nullptr) return;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    cap->core->postOrRunStopped([cap](LoopState* loop) {
+      if (loop != nullptr) loop->caps.erase(cap);
+      Core* core = cap->core;
+      cap->hook = nullptr;  // the last reference going sends Release
+      delete cap;
+      core->unref();
+    });
+  })) {
+    (void)e;  // only allocation failure can land here; the handle is then leaked, not freed twice
+  }
+}
+
+capnp_lean_status capnp_lean_cap_new_broken(capnp_lean_runtime* rt, capnp_lean_error_kind kind,
+                                            const uint8_t* message, size_t message_len,
+                                            capnp_lean_cap** out, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) return nullArgument(err, "rt");
+    if (message == nullptr && message_len > 0) return nullArgument(err, "message");
+    std::string text(reinterpret_cast<const char*>(message), message_len);
+    return newCap(rt->core, out, err, [kind, text](LoopState&) { return brokenCap(kind, text); });
+  });
+}
+
+capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interface_id,
+                                        uint16_t method_id, const capnp_lean_message* params,
+                                        capnp_lean_call_done_fn on_done, void* user_data,
+                                        capnp_lean_call** out, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (target == nullptr) return nullArgument(err, "target");
+    if (out == nullptr) return nullArgument(err, "out");
+    OutgoingMessage message;
+    if (!OutgoingMessage::copy(params, message, err)) return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
+    Core* core = target->core;
+    auto* call = new capnp_lean_call();
+    call->core = core;
+    call->onDone = on_done;
+    call->userData = user_data;
+    core->ref();
+    Task send = [call, target, interface_id, method_id,
+                 message = kj::mv(message)](LoopState* loop) mutable {
+      loop->calls.insert(call);
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+        sendCall(*loop, call, target, interface_id, method_id, message);
+      })) {
+        auto error = errorFromException(*e);
+        complete(call, &error);
+      }
+    };
+    if (!core->post(send)) {
+      delete call;
+      core->unref();
+      return shutDownError(err);
+    }
+    *out = call;
+    return CAPNP_LEAN_OK;
+  });
+}
+
+int capnp_lean_call_is_done(const capnp_lean_call* call) {
+  return call != nullptr && call->done.load(std::memory_order_acquire) ? 1 : 0;
+}
+
+capnp_lean_status capnp_lean_call_wait(capnp_lean_call* call, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (call == nullptr) return nullArgument(err, "call");
+    if (call->done.load(std::memory_order_acquire)) return CAPNP_LEAN_OK;
+    if (call->core->onLoopThread()) {
+      return fail(err, CAPNP_LEAN_ERR_ON_LOOP_THREAD, CAPNP_LEAN_ERROR_FAILED,
+                  "capnp_lean_call_wait called on the runtime's loop thread, where the call can "
+                  "never complete; use the completion callback there");
+    }
+    std::unique_lock<std::mutex> lock(call->mutex);
+    call->doneCv.wait(lock, [call]() { return call->done.load(); });
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_call_results(capnp_lean_call* call, capnp_lean_message_view* out,
+                                          capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (call == nullptr) return nullArgument(err, "call");
+    if (out == nullptr) return nullArgument(err, "out");
+    if (!call->done.load(std::memory_order_acquire)) {
+      return fail(err, CAPNP_LEAN_ERR_NOT_READY, CAPNP_LEAN_ERROR_FAILED,
+                  "the call has not completed yet");
+    }
+    if (call->failed) return failWith(err, call->error);
+    *out = call->results.view();
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_call_result_cap(capnp_lean_call* call, uint32_t index,
+                                             capnp_lean_cap** out, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (call == nullptr) return nullArgument(err, "call");
+    if (!call->done.load(std::memory_order_acquire)) {
+      return fail(err, CAPNP_LEAN_ERR_NOT_READY, CAPNP_LEAN_ERROR_FAILED,
+                  "the call has not completed yet");
+    }
+    if (call->failed) return failWith(err, call->error);
+    if (index >= call->results.capCount) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "capability index " + std::to_string(index) + " is outside the results' table of " +
+                      std::to_string(call->results.capCount));
+    }
+    return newCap(call->core, out, err,
+                  [call, index](LoopState&) { return call->results.cap(index); });
+  });
+}
+
+capnp_lean_status capnp_lean_call_pipeline(capnp_lean_call* call, const uint16_t* path,
+                                           size_t path_len, capnp_lean_cap** out,
+                                           capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (call == nullptr) return nullArgument(err, "call");
+    if (path == nullptr && path_len > 0) return nullArgument(err, "path");
+    std::vector<uint16_t> fields(path, path + path_len);
+    return newCap(call->core, out, err, [call, fields](LoopState&) -> kj::Own<capnp::ClientHook> {
+      KJ_IF_MAYBE(pipeline, call->pipeline) {
+        auto target = pipeline->noop();
+        for (auto field : fields) target = target.getPointerField(field);
+        return target.asCap();
+      }
+      if (call->failed) return brokenCap(call->error.kind, call->error.message);
+      return brokenCap(CAPNP_LEAN_ERROR_FAILED, "the call has no pipeline (it was never sent)");
+    });
+  });
+}
+
+void capnp_lean_call_release(capnp_lean_call* call) {
+  if (call == nullptr) return;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    call->core->postOrRunStopped([call](LoopState* loop) {
+      if (loop != nullptr) loop->calls.erase(call);
+      Core* core = call->core;
+      // Dropping the promise and pipeline of an unfinished call cancels it (Finish).
+      call->completion = nullptr;
+      call->pipeline = nullptr;
+      call->results.dropCaps();
+      delete call;
+      core->unref();
+    });
+  })) {
+    (void)e;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,233 @@
+// Internal to the shim: the runtime core (work queue + loop thread) and the structs behind the
+// opaque handles of capnp_lean.h. Nothing here is visible through the C ABI.
+//
+// Threading model: every KJ object lives on the runtime's loop thread. Host threads never touch
+// one; they allocate a handle, then post a task (FIFO) that fills or uses its KJ part on the loop.
+// Fields marked "loop" are only touched on the loop thread (or after the loop has stopped, by the
+// single thread that finishes shutdown); fields marked "immutable" are written before the handle
+// is published and only read afterwards.
+#pragma once
+
+#include "capnp_lean.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <capnp/any.h>
+#include <capnp/capability.h>
+#include <capnp/message.h>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/function.h>
+
+namespace capnp_lean {
+
+struct LoopState;
+
+// A plain error: what crosses the ABI inside capnp_lean_error.
+struct ErrorData {
+  capnp_lean_error_kind kind = CAPNP_LEAN_ERROR_FAILED;
+  std::string message;
+};
+
+ErrorData errorFromException(const kj::Exception& e);
+kj::Exception exceptionFrom(capnp_lean_error_kind kind, std::string message);
+kj::Exception::Type exceptionTypeOf(capnp_lean_error_kind kind);
+
+// Fills *err (when err is non-NULL) and returns `status`.
+capnp_lean_status fail(capnp_lean_error** err, capnp_lean_status status,
+                       capnp_lean_error_kind kind, std::string message);
+capnp_lean_status failWith(capnp_lean_error** err, const ErrorData& data);
+
+// Runs `body` and converts any escaping exception into an error status: nothing C++ crosses the ABI.
+template <typename Body>
+capnp_lean_status guarded(capnp_lean_error** err, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const kj::Exception& e) {
+    return failWith(err, errorFromException(e));
+  } catch (const std::exception& e) {
+    return fail(err, CAPNP_LEAN_ERR_RPC, CAPNP_LEAN_ERROR_FAILED, e.what());
+  } catch (...) {
+    return fail(err, CAPNP_LEAN_ERR_RPC, CAPNP_LEAN_ERROR_FAILED, "unknown C++ exception");
+  }
+}
+
+// A unit of work for the loop thread. `loop` is null when the runtime has already stopped; such
+// tasks only free memory.
+using Task = kj::Function<void(LoopState* loop)>;
+
+// Shared by the runtime handle and every live handle (refcounted), so memory stays valid for a
+// handle released after the runtime was destroyed.
+struct Core {
+  std::atomic<size_t> refs{1};
+
+  std::mutex mutex;
+  std::condition_variable stoppedCv;
+  std::vector<Task> queue;   // guarded by mutex
+  bool wakePending = false;  // guarded by mutex: a drain is already scheduled
+  bool stopping = false;     // guarded by mutex: no more tasks are accepted
+  bool stopped = false;      // guarded by mutex: the loop has torn down and exited
+
+  int eventFd = -1;
+  std::thread thread;
+  std::atomic<std::thread::id> loopThread{};
+  LoopState* loop = nullptr;  // loop
+
+  void ref() { refs.fetch_add(1, std::memory_order_relaxed); }
+  void unref();
+  bool onLoopThread() const { return loopThread.load() == std::this_thread::get_id(); }
+
+  // Queues a task (moving from it); false when the runtime is stopping, leaving `task` intact.
+  bool post(Task& task);
+  bool post(Task&& task) { return post(task); }
+  // For releases: queues the task, or, once the runtime is stopping, runs it as soon as that is
+  // safe (inline on the loop thread during teardown, or after the loop has exited elsewhere).
+  void postOrRunStopped(Task task);
+  // Runs `task` on the loop and blocks until it has run. False when stopping.
+  bool runAndWait(Task task);
+};
+
+// Live-object registry and KJ context of a running loop. Only touched on the loop thread.
+struct LoopState {
+  Core& core;
+  kj::AsyncIoContext& io;
+  kj::TaskSet tasks;
+  bool tearingDown = false;
+
+  std::unordered_set<capnp_lean_connection*> connections;
+  std::unordered_set<capnp_lean_listener*> listeners;
+  std::unordered_set<capnp_lean_cap*> caps;
+  std::unordered_set<capnp_lean_call*> calls;
+  std::unordered_set<capnp_lean_server_call*> serverCalls;
+  std::unordered_set<capnp_lean_resolver*> resolvers;
+  uint64_t hostServers = 0;
+
+  kj::Own<kj::PromiseFulfiller<void>> stop;
+
+  LoopState(Core& core, kj::AsyncIoContext& io, kj::TaskSet::ErrorHandler& handler)
+      : core(core), io(io), tasks(handler) {}
+  void teardown();
+};
+
+// A received message (results or params) copied out of its RPC message so the host can read
+// its segments directly; its capabilities stay KJ objects (loop).
+struct ReceivedMessage {
+  kj::Own<capnp::MallocMessageBuilder> builder;
+  kj::Own<capnp::BuilderCapabilityTable> capTable;
+  std::vector<capnp_lean_segment> segments;  // immutable once published
+  size_t capCount = 0;                       // immutable once published
+
+  void copyFrom(capnp::AnyPointer::Reader reader);
+  capnp_lean_message_view view() const;
+  // A new reference to capability `index` (a broken cap for null entries). Loop only.
+  kj::Own<capnp::ClientHook> cap(uint32_t index);
+  // Drops the capabilities (KJ objects) but keeps the segments readable. Loop only.
+  void dropCaps() { capTable = nullptr; }
+};
+
+// An outgoing message copied from host memory: flat words plus borrowed cap handles whose
+// references are taken on the loop, in FIFO order, before any later release could run.
+struct OutgoingMessage {
+  kj::Array<capnp::word> words;
+  std::vector<kj::ArrayPtr<const capnp::word>> segments;
+  std::vector<capnp_lean_cap*> caps;
+
+  // Validates and copies; returns false with *err filled on bad input.
+  static bool copy(const capnp_lean_message* msg, OutgoingMessage& out, capnp_lean_error** err);
+  // Writes the message into `target` (deep copy, capabilities included). Loop only.
+  void writeTo(capnp::AnyPointer::Builder target) const;
+};
+
+kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string message);
+
+capnp_lean_status shutDownError(capnp_lean_error** err);
+capnp_lean_status nullArgument(capnp_lean_error** err, const char* what);
+
+// Allocates a capability handle whose KJ part `make` produces on the loop (a broken capability
+// if `make` throws). Returns ERR_SHUT_DOWN once the runtime is stopping.
+capnp_lean_status newCap(Core* core, capnp_lean_cap** out, capnp_lean_error** err,
+                         kj::Function<kj::Own<capnp::ClientHook>(LoopState& loop)> make);
+
+}  // namespace capnp_lean
+
+// ---- The structs behind the opaque handles --------------------------------------------------
+
+struct capnp_lean_runtime {
+  capnp_lean::Core* core;
+};
+
+struct capnp_lean_error {
+  capnp_lean::ErrorData data;
+};
+
+struct capnp_lean_cap {
+  capnp_lean::Core* core;
+  kj::Own<capnp::ClientHook> hook;  // loop
+};
+
+struct capnp_lean_call {
+  capnp_lean::Core* core;
+  capnp_lean_call_done_fn onDone;
+  void* userData;
+
+  kj::Maybe<kj::Promise<void>> completion;           // loop
+  kj::Maybe<capnp::AnyPointer::Pipeline> pipeline;   // loop
+
+  std::mutex mutex;
+  std::condition_variable doneCv;
+  std::atomic<bool> done{false};
+  // Immutable once `done` is set:
+  bool failed = false;
+  capnp_lean::ErrorData error;
+  capnp_lean::ReceivedMessage results;
+};
+
+struct capnp_lean_server_call {
+  capnp_lean::Core* core;
+  kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> fulfiller;             // loop
+  kj::Maybe<capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer>> context;  // loop
+  std::shared_ptr<std::atomic<bool>> cancelled;
+  std::atomic<bool> answered{false};
+  capnp_lean::ReceivedMessage params;  // immutable once dispatched
+};
+
+struct capnp_lean_resolver {
+  capnp_lean::Core* core;
+  kj::Own<kj::PromiseFulfiller<kj::Own<capnp::ClientHook>>> fulfiller;  // loop
+  std::atomic<bool> used{false};
+};
+
+struct capnp_lean_connection {
+  capnp_lean::Core* core;
+  bool hostOwned;        // immutable: false for connections a listener accepted
+  std::string address;   // immutable
+  capnp::rpc::twoparty::Side side;  // immutable
+
+  // loop (declaration order = reverse destruction order: rpc before network before stream)
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+  kj::Maybe<kj::Promise<void>> disconnectWatch;
+  capnp_lean_disconnect_fn onDisconnect = nullptr;
+  void* disconnectUserData = nullptr;
+  kj::Maybe<capnp_lean::ErrorData> endReason;
+
+  // Loop: drops the KJ parts; the first close records the reason and (if `notify`) tells the host.
+  void close(capnp_lean::ErrorData reason, bool notify);
+};
+
+struct capnp_lean_listener {
+  capnp_lean::Core* core;
+  std::string boundAddress;  // immutable once published
+  std::atomic<uint64_t> accepted{0};
+  kj::Own<kj::ConnectionReceiver> receiver;  // loop
+  kj::Own<capnp::ClientHook> bootstrap;      // loop
+  kj::Maybe<kj::Promise<void>> acceptLoop;   // loop
+};

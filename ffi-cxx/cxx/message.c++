@@ -1,0 +1,171 @@
+// Errors and messages at the boundary: KJ exceptions become plain (kind, message) pairs, and
+// messages cross as segments plus a capability table.
+
+#include "core.h"
+
+#include <capnp/serialize.h>
+#include <cstring>
+
+namespace capnp_lean {
+
+namespace {
+// KJ prefixes errors that arrived from a peer; the peer's own message is what users asked for.
+constexpr kj::StringPtr REMOTE_PREFIX = "remote exception: "_kj;
+}  // namespace
+
+ErrorData errorFromException(const kj::Exception& e) {
+  ErrorData data;
+  switch (e.getType()) {
+    case kj::Exception::Type::OVERLOADED: data.kind = CAPNP_LEAN_ERROR_OVERLOADED; break;
+    case kj::Exception::Type::DISCONNECTED: data.kind = CAPNP_LEAN_ERROR_DISCONNECTED; break;
+    case kj::Exception::Type::UNIMPLEMENTED: data.kind = CAPNP_LEAN_ERROR_UNIMPLEMENTED; break;
+    default: data.kind = CAPNP_LEAN_ERROR_FAILED; break;
+  }
+  kj::StringPtr description = e.getDescription();
+  if (description.startsWith(REMOTE_PREFIX)) description = description.slice(REMOTE_PREFIX.size());
+  data.message.assign(description.begin(), description.size());
+  return data;
+}
+
+kj::Exception::Type exceptionTypeOf(capnp_lean_error_kind kind) {
+  switch (kind) {
+    case CAPNP_LEAN_ERROR_OVERLOADED: return kj::Exception::Type::OVERLOADED;
+    case CAPNP_LEAN_ERROR_DISCONNECTED: return kj::Exception::Type::DISCONNECTED;
+    case CAPNP_LEAN_ERROR_UNIMPLEMENTED: return kj::Exception::Type::UNIMPLEMENTED;
+    default: return kj::Exception::Type::FAILED;
+  }
+}
+
+kj::Exception exceptionFrom(capnp_lean_error_kind kind, std::string message) {
+  return kj::Exception(exceptionTypeOf(kind), "(capnp-lean host)", 0,
+                       kj::heapString(message.data(), message.size()));
+}
+
+capnp_lean_status fail(capnp_lean_error** err, capnp_lean_status status,
+                       capnp_lean_error_kind kind, std::string message) {
+  if (err != nullptr) *err = new capnp_lean_error{ErrorData{kind, std::move(message)}};
+  return status;
+}
+
+capnp_lean_status failWith(capnp_lean_error** err, const ErrorData& data) {
+  return fail(err, CAPNP_LEAN_ERR_RPC, data.kind, data.message);
+}
+
+kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string message) {
+  return capnp::newBrokenCap(exceptionFrom(kind, std::move(message)));
+}
+
+void ReceivedMessage::copyFrom(capnp::AnyPointer::Reader reader) {
+  builder = kj::heap<capnp::MallocMessageBuilder>(reader.targetSize().wordCount + 1);
+  capTable = kj::heap<capnp::BuilderCapabilityTable>();
+  capTable->imbue(builder->getRoot<capnp::AnyPointer>()).set(reader);
+  capCount = capTable->getTable().size();
+  segments.clear();
+  for (auto segment : builder->getSegmentsForOutput()) {
+    segments.push_back(capnp_lean_segment{reinterpret_cast<const uint8_t*>(segment.begin()),
+                                          segment.size() * sizeof(capnp::word)});
+  }
+}
+
+capnp_lean_message_view ReceivedMessage::view() const {
+  return capnp_lean_message_view{segments.data(), segments.size(),
+                                 capCount};
+}
+
+kj::Own<capnp::ClientHook> ReceivedMessage::cap(uint32_t index) {
+  if (capTable.get() == nullptr) {
+    return brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down");
+  }
+  auto table = capTable->getTable();
+  KJ_IF_MAYBE(hook, table[index]) { return (*hook)->addRef(); }
+  return brokenCap(CAPNP_LEAN_ERROR_FAILED, "null capability in the message's capability table");
+}
+
+bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
+                           capnp_lean_error** err) {
+  if (msg == nullptr || msg->segment_count == 0) {
+    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+         "a message needs at least one segment");
+    return false;
+  }
+  if (msg->segments == nullptr || (msg->cap_count > 0 && msg->caps == nullptr)) {
+    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+         "message segments or caps pointer is NULL");
+    return false;
+  }
+  size_t totalWords = 0;
+  for (size_t i = 0; i < msg->segment_count; i++) {
+    const auto& s = msg->segments[i];
+    if (s.size % sizeof(capnp::word) != 0 || (s.size > 0 && s.data == nullptr)) {
+      fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+           "segment " + std::to_string(i) + " is not a whole number of 8-byte words (" +
+               std::to_string(s.size) + " bytes)");
+      return false;
+    }
+    totalWords += s.size / sizeof(capnp::word);
+  }
+  // One copy into word-aligned memory we own: the host may free its buffers once we return.
+  out.words = kj::heapArray<capnp::word>(totalWords);
+  size_t offset = 0;
+  for (size_t i = 0; i < msg->segment_count; i++) {
+    const auto& s = msg->segments[i];
+    size_t words = s.size / sizeof(capnp::word);
+    if (words > 0) memcpy(out.words.begin() + offset, s.data, s.size);
+    out.segments.push_back(out.words.slice(offset, offset + words).asConst());
+    offset += words;
+  }
+  out.caps.assign(msg->caps, msg->caps + msg->cap_count);
+  return true;
+}
+
+void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) const {
+  capnp::SegmentArrayMessageReader reader(
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(), segments.size()));
+  auto table = kj::heapArrayBuilder<kj::Maybe<kj::Own<capnp::ClientHook>>>(caps.size());
+  for (auto* cap : caps) {
+    if (cap != nullptr && cap->hook.get() != nullptr) {
+      table.add(cap->hook->addRef());
+    } else if (cap != nullptr) {
+      table.add(brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down"));
+    } else {
+      table.add(nullptr);
+    }
+  }
+  capnp::ReaderCapabilityTable capTable(table.finish());
+  target.set(capTable.imbue(reader.getRoot<capnp::AnyPointer>()));
+}
+
+capnp_lean_status shutDownError(capnp_lean_error** err) {
+  return fail(err, CAPNP_LEAN_ERR_SHUT_DOWN, CAPNP_LEAN_ERROR_DISCONNECTED,
+              "the capnp-lean runtime was shut down");
+}
+
+capnp_lean_status nullArgument(capnp_lean_error** err, const char* what) {
+  return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+              std::string(what) + " must not be NULL");
+}
+
+}  // namespace capnp_lean
+
+using namespace capnp_lean;
+
+extern "C" {
+
+capnp_lean_error_kind capnp_lean_error_get_kind(const capnp_lean_error* err) {
+  return err == nullptr ? CAPNP_LEAN_ERROR_FAILED : err->data.kind;
+}
+
+void capnp_lean_error_get_message(const capnp_lean_error* err, const uint8_t** data,
+                                  size_t* len) {
+  if (err == nullptr) {
+    if (data) *data = nullptr;
+    if (len) *len = 0;
+    return;
+  }
+  if (data) *data = reinterpret_cast<const uint8_t*>(err->data.message.data());
+  if (len) *len = err->data.message.size();
+}
+
+void capnp_lean_error_free(capnp_lean_error* err) { delete err; }
+
+}  // extern "C"

@@ -1,0 +1,332 @@
+// Connections and listeners: TCP (`host:port`) and unix sockets (`unix:/path`) through KJ's
+// network, or an adopted fd; each connection is a TwoPartyVatNetwork with its own RpcSystem.
+
+#include "core.h"
+
+#include <unistd.h>
+
+namespace capnp_lean {
+namespace {
+
+constexpr auto CONNECT_TIMEOUT = 30 * kj::SECONDS;
+
+std::string toString(const uint8_t* data, size_t len) {
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+// Starts RPC over `stream`; `conn` must already be registered with the loop.
+void startConnection(LoopState& loop, capnp_lean_connection* conn,
+                     kj::Own<kj::AsyncIoStream> stream,
+                     kj::Maybe<kj::Own<capnp::ClientHook>> bootstrap) {
+  conn->stream = kj::mv(stream);
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side);
+  KJ_IF_MAYBE(hook, bootstrap) {
+    conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
+  } else {
+    conn->rpc = kj::heap(capnp::makeRpcClient(*conn->network));
+  }
+  LoopState* state = &loop;
+  conn->disconnectWatch = conn->network->onDisconnect()
+      .then([conn]() {
+        return ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED,
+                         "the connection to " + conn->address + " was closed"};
+      }, [conn](kj::Exception&& e) {
+        auto error = errorFromException(e);
+        error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
+        error.message = "the connection to " + conn->address + " failed: " + error.message;
+        return error;
+      })
+      .then([state, conn](ErrorData reason) {
+        // Closing destroys this very promise, so it happens in a later turn.
+        state->tasks.add(kj::evalLater([state, conn, reason = kj::mv(reason)]() {
+          if (state->connections.count(conn) == 0) return;
+          conn->close(reason, true);
+          if (!conn->hostOwned) {
+            state->connections.erase(conn);
+            conn->core->unref();
+            delete conn;
+          }
+        }));
+      })
+      .eagerlyEvaluate(nullptr);
+}
+
+capnp_lean_connection* newConnection(Core* core, bool hostOwned, std::string address,
+                                     capnp::rpc::twoparty::Side side) {
+  auto* conn = new capnp_lean_connection();
+  conn->core = core;
+  conn->hostOwned = hostOwned;
+  conn->address = std::move(address);
+  conn->side = side;
+  core->ref();
+  return conn;
+}
+
+void deleteConnection(LoopState* loop, capnp_lean_connection* conn) {
+  if (loop != nullptr) loop->connections.erase(conn);
+  Core* core = conn->core;
+  delete conn;
+  core->unref();
+}
+
+kj::Promise<void> acceptLoop(LoopState& loop, capnp_lean_listener* listener) {
+  return listener->receiver->accept().then(
+      [&loop, listener](kj::Own<kj::AsyncIoStream> stream) {
+        listener->accepted.fetch_add(1);
+        auto* conn = newConnection(listener->core, false, listener->boundAddress + " (accepted)",
+                                   capnp::rpc::twoparty::Side::SERVER);
+        loop.connections.insert(conn);
+        startConnection(loop, conn, kj::mv(stream), listener->bootstrap->addRef());
+        return acceptLoop(loop, listener);
+      },
+      [&loop, listener](kj::Exception&& e) -> kj::Promise<void> {
+        // accept() fails transiently (e.g. out of fds); keep serving after a short pause.
+        (void)e;
+        return loop.io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).then(
+            [&loop, listener]() { return acceptLoop(loop, listener); });
+      });
+}
+
+std::string boundAddressOf(const std::string& requested, kj::ConnectionReceiver& receiver) {
+  if (requested.rfind("unix:", 0) == 0) return requested;
+  auto colon = requested.rfind(':');
+  std::string host = colon == std::string::npos ? requested : requested.substr(0, colon);
+  return host + ":" + std::to_string(receiver.getPort());
+}
+
+}  // namespace
+}  // namespace capnp_lean
+
+using namespace capnp_lean;
+
+void capnp_lean_connection::close(ErrorData reason, bool notify) {
+  bool first = endReason == nullptr;
+  if (first) endReason = reason;
+  disconnectWatch = nullptr;
+  rpc = nullptr;
+  network = nullptr;
+  stream = nullptr;
+  if (first && notify && onDisconnect != nullptr) {
+    capnp_lean_error error{reason};
+    onDisconnect(disconnectUserData, &error);
+  }
+}
+
+extern "C" {
+
+capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
+                                     capnp_lean_cap* bootstrap, capnp_lean_connect_fn on_done,
+                                     void* user_data, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) return nullArgument(err, "rt");
+    if (on_done == nullptr) return nullArgument(err, "on_done");
+    if (addr == nullptr || addr_len == 0) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "the address is empty; expected host:port or unix:/path");
+    }
+    Core* core = rt->core;
+    std::string address = toString(addr, addr_len);
+    Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+      kj::Maybe<kj::Own<capnp::ClientHook>> offered;
+      if (bootstrap != nullptr && bootstrap->hook.get() != nullptr) {
+        offered = bootstrap->hook->addRef();
+      }
+      auto& timer = loop->io.provider->getTimer();
+      auto connected = loop->io.provider->getNetwork()
+          .parseAddress(kj::StringPtr(address.c_str()))
+          .then([](kj::Own<kj::NetworkAddress> target) {
+            return target->connect().attach(kj::mv(target));
+          });
+      loop->tasks.add(
+          timer.timeoutAfter(CONNECT_TIMEOUT, kj::mv(connected))
+              .then([loop, core, address, on_done, user_data, offered = kj::mv(offered)](
+                        kj::Own<kj::AsyncIoStream> stream) mutable {
+                auto* conn = newConnection(core, true, address, capnp::rpc::twoparty::Side::CLIENT);
+                loop->connections.insert(conn);
+                startConnection(*loop, conn, kj::mv(stream), kj::mv(offered));
+                on_done(user_data, conn, nullptr);
+              }, [address, on_done, user_data](kj::Exception&& e) {
+                capnp_lean_error error{errorFromException(e)};
+                error.data.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
+                error.data.message = "cannot connect to " + address + ": " + error.data.message;
+                on_done(user_data, nullptr, &error);
+              }));
+    };
+    if (!core->post(start)) return shutDownError(err);
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd, int is_server,
+                                                 capnp_lean_cap* bootstrap,
+                                                 capnp_lean_connection** out,
+                                                 capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr || out == nullptr || fd < 0) {
+      if (fd >= 0) ::close(fd);
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "rt and out must not be NULL and fd must be a valid descriptor");
+    }
+    Core* core = rt->core;
+    auto side = is_server ? capnp::rpc::twoparty::Side::SERVER : capnp::rpc::twoparty::Side::CLIENT;
+    auto* conn = newConnection(core, true, "fd:" + std::to_string(fd), side);
+    Task start = [conn, fd, bootstrap](LoopState* loop) {
+      loop->connections.insert(conn);
+      kj::Maybe<kj::Own<capnp::ClientHook>> offered;
+      if (bootstrap != nullptr && bootstrap->hook.get() != nullptr) {
+        offered = bootstrap->hook->addRef();
+      }
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+        auto stream = loop->io.lowLevelProvider->wrapSocketFd(
+            fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+        startConnection(*loop, conn, kj::mv(stream), kj::mv(offered));
+      })) {
+        auto error = errorFromException(*e);
+        error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
+        conn->close(error, true);
+      }
+    };
+    if (!core->post(start)) {
+      ::close(fd);
+      deleteConnection(nullptr, conn);
+      return shutDownError(err);
+    }
+    *out = conn;
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_connection_bootstrap(capnp_lean_connection* conn,
+                                                  capnp_lean_cap** out, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (conn == nullptr) return nullArgument(err, "conn");
+    return newCap(conn->core, out, err, [conn](LoopState&) -> kj::Own<capnp::ClientHook> {
+      if (conn->rpc.get() == nullptr) {
+        KJ_IF_MAYBE(reason, conn->endReason) { return brokenCap(reason->kind, reason->message); }
+        return brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the connection is closed");
+      }
+      capnp::word scratch[4];
+      memset(scratch, 0, sizeof(scratch));
+      capnp::MallocMessageBuilder message(scratch);
+      auto vatId = message.getRoot<capnp::rpc::twoparty::VatId>();
+      vatId.setSide(conn->side == capnp::rpc::twoparty::Side::CLIENT
+                        ? capnp::rpc::twoparty::Side::SERVER
+                        : capnp::rpc::twoparty::Side::CLIENT);
+      return capnp::ClientHook::from(conn->rpc->bootstrap(vatId));
+    });
+  });
+}
+
+capnp_lean_status capnp_lean_connection_on_disconnect(capnp_lean_connection* conn,
+                                                      capnp_lean_disconnect_fn on_disconnect,
+                                                      void* user_data, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (conn == nullptr) return nullArgument(err, "conn");
+    Task install = [conn, on_disconnect, user_data](LoopState*) {
+      conn->onDisconnect = on_disconnect;
+      conn->disconnectUserData = user_data;
+      KJ_IF_MAYBE(reason, conn->endReason) {
+        if (on_disconnect != nullptr) {
+          capnp_lean_error error{*reason};
+          on_disconnect(user_data, &error);
+        }
+      }
+    };
+    if (!conn->core->post(install)) return shutDownError(err);
+    return CAPNP_LEAN_OK;
+  });
+}
+
+void capnp_lean_connection_release(capnp_lean_connection* conn) {
+  if (conn == nullptr) return;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    conn->core->postOrRunStopped([conn](LoopState* loop) {
+      conn->close(ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the connection was released"}, false);
+      deleteConnection(loop, conn);
+    });
+  })) {
+    (void)e;
+  }
+}
+
+capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
+                                    capnp_lean_cap* bootstrap, capnp_lean_listen_fn on_done,
+                                    void* user_data, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) return nullArgument(err, "rt");
+    if (bootstrap == nullptr) return nullArgument(err, "bootstrap");
+    if (on_done == nullptr) return nullArgument(err, "on_done");
+    if (addr == nullptr || addr_len == 0) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "the address is empty; expected host:port or unix:/path");
+    }
+    Core* core = rt->core;
+    std::string address = toString(addr, addr_len);
+    Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+      auto served = bootstrap->hook.get() != nullptr
+          ? bootstrap->hook->addRef()
+          : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the bootstrap capability was shut down");
+      loop->tasks.add(
+          loop->io.provider->getNetwork().parseAddress(kj::StringPtr(address.c_str()))
+              .then([loop, core, address, on_done, user_data, served = kj::mv(served)](
+                        kj::Own<kj::NetworkAddress> target) mutable {
+                auto* listener = new capnp_lean_listener();
+                listener->core = core;
+                core->ref();
+                KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+                  listener->receiver = target->listen();
+                })) {
+                  delete listener;
+                  core->unref();
+                  kj::throwFatalException(kj::mv(*e));
+                }
+                listener->bootstrap = kj::mv(served);
+                listener->boundAddress = boundAddressOf(address, *listener->receiver);
+                loop->listeners.insert(listener);
+                listener->acceptLoop = acceptLoop(*loop, listener).eagerlyEvaluate(nullptr);
+                on_done(user_data, listener, nullptr);
+              })
+              .catch_([address, on_done, user_data](kj::Exception&& e) {
+                capnp_lean_error error{errorFromException(e)};
+                error.data.message = "cannot listen on " + address + ": " + error.data.message;
+                on_done(user_data, nullptr, &error);
+              }));
+    };
+    if (!core->post(start)) return shutDownError(err);
+    return CAPNP_LEAN_OK;
+  });
+}
+
+void capnp_lean_listener_address(const capnp_lean_listener* listener, const uint8_t** data,
+                                 size_t* len) {
+  if (listener == nullptr) {
+    if (data) *data = nullptr;
+    if (len) *len = 0;
+    return;
+  }
+  if (data) *data = reinterpret_cast<const uint8_t*>(listener->boundAddress.data());
+  if (len) *len = listener->boundAddress.size();
+}
+
+uint64_t capnp_lean_listener_accepted(const capnp_lean_listener* listener) {
+  return listener == nullptr ? 0 : listener->accepted.load();
+}
+
+void capnp_lean_listener_release(capnp_lean_listener* listener) {
+  if (listener == nullptr) return;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    listener->core->postOrRunStopped([listener](LoopState* loop) {
+      if (loop != nullptr) loop->listeners.erase(listener);
+      Core* core = listener->core;
+      listener->acceptLoop = nullptr;
+      listener->receiver = nullptr;
+      listener->bootstrap = nullptr;
+      delete listener;
+      core->unref();
+    });
+  })) {
+    (void)e;
+  }
+}
+
+}  // extern "C"

@@ -1,0 +1,302 @@
+// The runtime: one thread running a KJ event loop, fed by a FIFO work queue.
+//
+// Host threads push tasks under a mutex and wake the loop through an eventfd only when no drain
+// is already pending, so a burst of posts costs one wake-up. Tasks posted from the loop thread
+// itself are drained by an evalLater instead of a syscall.
+
+#include "core.h"
+
+#include <kj/async-unix.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+
+namespace capnp_lean {
+
+void Core::unref() {
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (eventFd >= 0) ::close(eventFd);
+    delete this;
+  }
+}
+
+namespace {
+
+bool debugEnabled() { return getenv("CAPNP_LEAN_DEBUG") != nullptr; }
+
+void drain(LoopState& loop) {
+  std::vector<Task> batch;
+  {
+    std::lock_guard<std::mutex> lock(loop.core.mutex);
+    batch.swap(loop.core.queue);
+    loop.core.wakePending = false;
+  }
+  for (auto& task : batch) {
+    // Tasks convert their own errors; this only keeps a KJ bug from killing the loop.
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { task(&loop); })) {
+      if (debugEnabled()) fprintf(stderr, "capnp-lean: task failed: %s\n", kj::str(*e).cStr());
+    }
+  }
+}
+
+struct LoggingErrorHandler final : public kj::TaskSet::ErrorHandler {
+  void taskFailed(kj::Exception&& exception) override {
+    // Background tasks (accept loops, disconnect watches) fail when peers go away; that is
+    // reported through the handles concerned, so only log on request.
+    if (debugEnabled()) {
+      fprintf(stderr, "capnp-lean: background task failed: %s\n", kj::str(exception).cStr());
+    }
+  }
+};
+
+kj::Promise<void> pumpWakeups(LoopState& loop, kj::UnixEventPort::FdObserver& observer) {
+  return observer.whenBecomesReadable().then([&loop, &observer]() {
+    uint64_t counter;
+    // Resets the eventfd; EAGAIN only means the counter was already zero.
+    ssize_t n = ::read(loop.core.eventFd, &counter, sizeof(counter));
+    (void)n;
+    drain(loop);
+    return pumpWakeups(loop, observer);
+  });
+}
+
+void runLoop(Core* core, std::promise<void>* started) {
+  auto io = kj::setupAsyncIo();
+  LoggingErrorHandler errorHandler;
+  LoopState loop(*core, io, errorHandler);
+  kj::UnixEventPort::FdObserver observer(io.unixEventPort, core->eventFd,
+                                         kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  auto stopPaf = kj::newPromiseAndFulfiller<void>();
+  loop.stop = kj::mv(stopPaf.fulfiller);
+  core->loop = &loop;
+  core->loopThread.store(std::this_thread::get_id());
+  started->set_value();
+
+  stopPaf.promise.exclusiveJoin(pumpWakeups(loop, observer)).wait(io.waitScope);
+  // Everything posted before `stopping` was set has run; now release every KJ object, letting
+  // the loop turn so that the resulting disconnect work completes.
+  loop.tearingDown = true;
+  loop.teardown();
+  io.waitScope.poll();
+  {
+    std::lock_guard<std::mutex> lock(core->mutex);
+    core->stopped = true;
+  }
+  core->stoppedCv.notify_all();
+  core->loop = nullptr;
+}
+
+}  // namespace
+
+bool Core::post(Task& task) {
+  bool wakeByFd = false;
+  bool wakeByLoop = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (stopping) return false;
+    queue.push_back(kj::mv(task));
+    if (!wakePending) {
+      wakePending = true;
+      if (onLoopThread()) wakeByLoop = true; else wakeByFd = true;
+    }
+  }
+  if (wakeByLoop) {
+    LoopState* state = loop;
+    state->tasks.add(kj::evalLater([state]() { drain(*state); }));
+  } else if (wakeByFd) {
+    uint64_t one = 1;
+    ssize_t n = ::write(eventFd, &one, sizeof(one));
+    (void)n;  // an eventfd write only fails on counter overflow, which still leaves it readable
+  }
+  return true;
+}
+
+void Core::postOrRunStopped(Task task) {
+  if (post(task)) return;
+  if (onLoopThread() && loop != nullptr) {
+    // Shutdown is in progress on this very thread (a callback during teardown).
+    task(loop);
+    return;
+  }
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    stoppedCv.wait(lock, [this]() { return stopped; });
+  }
+  // Teardown has dropped every KJ part; the task only frees host memory.
+  task(nullptr);
+}
+
+bool Core::runAndWait(Task task) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool ran = false;
+  Task wrapper = [&](LoopState* state) {
+    task(state);
+    std::lock_guard<std::mutex> lock(m);
+    ran = true;
+    cv.notify_one();
+  };
+  if (!post(wrapper)) return false;
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&]() { return ran; });
+  return true;
+}
+
+void LoopState::teardown() {
+  // Each step works on a snapshot: callbacks it triggers may release handles, which (during
+  // teardown) runs inline and edits these sets.
+  auto shutDown = ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down"};
+  for (auto* call : std::vector<capnp_lean_call*>(calls.begin(), calls.end())) {
+    if (calls.count(call) == 0) continue;
+    call->completion = nullptr;
+    call->pipeline = nullptr;
+    call->results.dropCaps();
+    if (!call->done.load()) {
+      call->failed = true;
+      call->error = shutDown;
+      {
+        std::lock_guard<std::mutex> lock(call->mutex);
+        call->done.store(true);
+      }
+      call->doneCv.notify_all();
+      if (call->onDone) call->onDone(call->userData, call);
+    }
+  }
+  for (auto* sc : std::vector<capnp_lean_server_call*>(serverCalls.begin(), serverCalls.end())) {
+    if (serverCalls.count(sc) == 0) continue;
+    sc->cancelled->store(true);
+    sc->context = nullptr;
+    sc->fulfiller = nullptr;
+    sc->params.dropCaps();
+  }
+  for (auto* r : std::vector<capnp_lean_resolver*>(resolvers.begin(), resolvers.end())) {
+    if (resolvers.count(r) == 0) continue;
+    r->fulfiller = nullptr;
+  }
+  for (auto* cap : std::vector<capnp_lean_cap*>(caps.begin(), caps.end())) {
+    if (caps.count(cap) == 0) continue;
+    cap->hook = nullptr;
+  }
+  for (auto* l : std::vector<capnp_lean_listener*>(listeners.begin(), listeners.end())) {
+    if (listeners.count(l) == 0) continue;
+    l->acceptLoop = nullptr;
+    l->receiver = nullptr;
+    l->bootstrap = nullptr;
+  }
+  for (auto* c : std::vector<capnp_lean_connection*>(connections.begin(), connections.end())) {
+    if (connections.count(c) == 0) continue;
+    c->close(shutDown, true);
+    if (!c->hostOwned) {
+      connections.erase(c);
+      c->core->unref();
+      delete c;
+    }
+  }
+}
+
+}  // namespace capnp_lean
+
+using namespace capnp_lean;
+
+extern "C" {
+
+uint32_t capnp_lean_abi_version(void) { return CAPNP_LEAN_ABI_VERSION; }
+
+capnp_lean_status capnp_lean_runtime_create(capnp_lean_runtime** out, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (out == nullptr) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED, "out is NULL");
+    }
+    auto* core = new Core();
+    core->eventFd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (core->eventFd < 0) {
+      delete core;
+      return fail(err, CAPNP_LEAN_ERR_RPC, CAPNP_LEAN_ERROR_FAILED,
+                  "eventfd() failed: cannot create the runtime's wake-up channel");
+    }
+    std::promise<void> started;
+    auto startedFuture = started.get_future();
+    core->thread = std::thread([core, &started]() {
+      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { runLoop(core, &started); })) {
+        // The loop died (setupAsyncIo failed, or a KJ bug): refuse further work.
+        fprintf(stderr, "capnp-lean: event loop failed: %s\n", kj::str(*e).cStr());
+        std::lock_guard<std::mutex> lock(core->mutex);
+        core->stopping = true;
+        core->stopped = true;
+        core->stoppedCv.notify_all();
+      }
+    });
+    startedFuture.wait();
+    *out = new capnp_lean_runtime{core};
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED, "rt is NULL");
+    }
+    Core* core = rt->core;
+    if (core->onLoopThread()) {
+      return fail(err, CAPNP_LEAN_ERR_ON_LOOP_THREAD, CAPNP_LEAN_ERROR_FAILED,
+                  "capnp_lean_runtime_destroy called on the runtime's own loop thread "
+                  "(from a callback); destroy it from another thread");
+    }
+    Task stop = [](LoopState* loop) { loop->stop->fulfill(); };
+    {
+      // Queue the stop task and refuse new work in one step, so nothing slips in after it.
+      std::lock_guard<std::mutex> lock(core->mutex);
+      if (!core->stopping) {
+        core->queue.push_back(kj::mv(stop));
+        core->stopping = true;
+        core->wakePending = true;
+      }
+    }
+    uint64_t one = 1;
+    ssize_t n = ::write(core->eventFd, &one, sizeof(one));
+    (void)n;
+    if (core->thread.joinable()) core->thread.join();
+    delete rt;
+    core->unref();
+    return CAPNP_LEAN_OK;
+  });
+}
+
+int capnp_lean_runtime_on_loop_thread(const capnp_lean_runtime* rt) {
+  return rt != nullptr && rt->core->onLoopThread() ? 1 : 0;
+}
+
+capnp_lean_status capnp_lean_runtime_stats_wait(capnp_lean_runtime* rt, capnp_lean_stats* out,
+                                                capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr || out == nullptr) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "rt and out must not be NULL");
+    }
+    if (rt->core->onLoopThread()) {
+      return fail(err, CAPNP_LEAN_ERR_ON_LOOP_THREAD, CAPNP_LEAN_ERROR_FAILED,
+                  "capnp_lean_runtime_stats_wait would block the loop thread it waits for");
+    }
+    capnp_lean_stats stats{};
+    bool ran = rt->core->runAndWait([&stats](LoopState* loop) {
+      stats.connections = loop->connections.size();
+      stats.caps = loop->caps.size();
+      stats.calls = loop->calls.size();
+      stats.server_calls = loop->serverCalls.size();
+      stats.host_servers = loop->hostServers;
+      stats.resolvers = loop->resolvers.size();
+    });
+    if (!ran) {
+      return fail(err, CAPNP_LEAN_ERR_SHUT_DOWN, CAPNP_LEAN_ERROR_DISCONNECTED,
+                  "the capnp-lean runtime was shut down");
+    }
+    *out = stats;
+    return CAPNP_LEAN_OK;
+  });
+}
+
+}  // extern "C"

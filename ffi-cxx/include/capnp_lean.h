@@ -1,0 +1,275 @@
+/* capnp_lean.h — the capnp-lean C ABI over KJ's RpcSystem + TwoPartyVatNetwork.
+ *
+ * This header is the single source of truth for the ABI. Only plain data crosses it: integers,
+ * byte pointers with lengths, opaque handle pointers and function pointers with a user_data
+ * pointer. No C++ exception escapes any function; every failure is a status code plus (when the
+ * caller passed a non-NULL `err` out-parameter) an error object the caller frees.
+ *
+ * Threads: any thread may call any function. Each runtime owns one thread running a KJ event
+ * loop; work is queued to it in FIFO order, so operations issued by one thread take effect in the
+ * order they were issued. Callbacks run on the loop thread and must not block. Blocking functions
+ * (those ending in `_wait`) refuse with CAPNP_LEAN_ERR_ON_LOOP_THREAD when called on a loop thread.
+ *
+ * Ownership: every handle returned through an out-parameter is owned by the caller and has exactly
+ * one release function. Handles passed as arguments are borrowed unless the function says it
+ * consumes them. See docs/c-abi.md.
+ */
+#ifndef CAPNP_LEAN_H
+#define CAPNP_LEAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on every incompatible change of this header. */
+#define CAPNP_LEAN_ABI_VERSION 1
+
+/* ---- Status codes and errors ------------------------------------------------------------ */
+
+typedef int32_t capnp_lean_status;
+#define CAPNP_LEAN_OK 0
+/* The operation failed; the error object carries the RPC error kind and message. */
+#define CAPNP_LEAN_ERR_RPC 1
+/* An argument was NULL, out of range or malformed (e.g. a segment not a multiple of 8 bytes). */
+#define CAPNP_LEAN_ERR_INVALID_ARGUMENT 2
+/* A blocking function was called on a runtime's loop thread, where it would deadlock. */
+#define CAPNP_LEAN_ERR_ON_LOOP_THREAD 3
+/* Results were requested from a call that has not completed yet. */
+#define CAPNP_LEAN_ERR_NOT_READY 4
+/* The runtime has been shut down; the handle no longer does anything. */
+#define CAPNP_LEAN_ERR_SHUT_DOWN 5
+/* A server call context was already answered, or its caller cancelled it. */
+#define CAPNP_LEAN_ERR_ALREADY_ANSWERED 6
+
+/* Error kinds: the same four as KJ's kj::Exception::Type and rpc.capnp's Exception.Type. */
+typedef uint32_t capnp_lean_error_kind;
+#define CAPNP_LEAN_ERROR_FAILED 0
+#define CAPNP_LEAN_ERROR_OVERLOADED 1
+#define CAPNP_LEAN_ERROR_DISCONNECTED 2
+#define CAPNP_LEAN_ERROR_UNIMPLEMENTED 3
+
+typedef struct capnp_lean_error capnp_lean_error;
+
+/* The version of the ABI this library implements (CAPNP_LEAN_ABI_VERSION at its build). */
+uint32_t capnp_lean_abi_version(void);
+
+capnp_lean_error_kind capnp_lean_error_get_kind(const capnp_lean_error* err);
+/* Borrowed UTF-8 message (not NUL-terminated); valid until the error is freed. */
+void capnp_lean_error_get_message(const capnp_lean_error* err, const uint8_t** data, size_t* len);
+void capnp_lean_error_free(capnp_lean_error* err);
+
+/* ---- Handles ------------------------------------------------------------------------------ */
+
+typedef struct capnp_lean_runtime capnp_lean_runtime;
+typedef struct capnp_lean_connection capnp_lean_connection;
+typedef struct capnp_lean_listener capnp_lean_listener;
+typedef struct capnp_lean_cap capnp_lean_cap;
+typedef struct capnp_lean_call capnp_lean_call;
+typedef struct capnp_lean_server_call capnp_lean_server_call;
+typedef struct capnp_lean_resolver capnp_lean_resolver;
+
+/* ---- Messages ----------------------------------------------------------------------------- */
+
+/* One segment of a serialized message: `size` bytes, a multiple of 8, 8-byte aligned. */
+typedef struct capnp_lean_segment {
+  const uint8_t* data;
+  size_t size;
+} capnp_lean_segment;
+
+/* Params or results going out: segments whose root is the params/results struct, and the
+ * capability table that the message's capability pointers index. The caps are borrowed: the
+ * ABI takes its own references before the function returns. A NULL cap is a null capability. */
+typedef struct capnp_lean_message {
+  const capnp_lean_segment* segments;
+  size_t segment_count;
+  capnp_lean_cap* const* caps;
+  size_t cap_count;
+} capnp_lean_message;
+
+/* A borrowed view of a received message (results or params); valid until the owning call or
+ * server call handle is released. Capabilities are fetched one by one (they become handles). */
+typedef struct capnp_lean_message_view {
+  const capnp_lean_segment* segments;
+  size_t segment_count;
+  size_t cap_count;
+} capnp_lean_message_view;
+
+/* ---- Runtime ------------------------------------------------------------------------------ */
+
+/* Counts of live objects, for leak checks. */
+typedef struct capnp_lean_stats {
+  uint64_t connections;
+  uint64_t caps;
+  uint64_t calls;
+  uint64_t server_calls;
+  uint64_t host_servers;
+  uint64_t resolvers;
+} capnp_lean_stats;
+
+/* Starts a runtime: one thread running a KJ event loop. */
+capnp_lean_status capnp_lean_runtime_create(capnp_lean_runtime** out, capnp_lean_error** err);
+/* Stops the loop: queued work runs first, then pending calls fail with DISCONNECTED, connections
+ * close and the thread is joined. Handles still held stay valid to release but do nothing else.
+ * Refused (ERR_ON_LOOP_THREAD) on the runtime's own loop thread. */
+capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_error** err);
+/* Nonzero when the calling thread is this runtime's loop thread. */
+int capnp_lean_runtime_on_loop_thread(const capnp_lean_runtime* rt);
+/* Live object counts; blocks until queued work has been applied (refused on the loop thread). */
+capnp_lean_status capnp_lean_runtime_stats_wait(capnp_lean_runtime* rt, capnp_lean_stats* out,
+                                                capnp_lean_error** err);
+
+/* ---- Connections --------------------------------------------------------------------------- */
+
+/* Called once on the loop thread: conn is NULL and err non-NULL on failure. `err` is borrowed for
+ * the duration of the callback; `conn` is owned by the receiver. */
+typedef void (*capnp_lean_connect_fn)(void* user_data, capnp_lean_connection* conn,
+                                      const capnp_lean_error* err);
+
+/* Connects to `host:port` or `unix:/path` (the address is copied). `bootstrap` (borrowed, may be
+ * NULL) is offered to the peer as this side's bootstrap capability. */
+capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
+                                     capnp_lean_cap* bootstrap, capnp_lean_connect_fn on_done,
+                                     void* user_data, capnp_lean_error** err);
+
+/* Adopts an already-connected stream socket (e.g. one end of a socketpair); the fd is owned by
+ * the connection from now on, even on failure. `is_server` picks the two-party side. */
+capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd, int is_server,
+                                                 capnp_lean_cap* bootstrap,
+                                                 capnp_lean_connection** out,
+                                                 capnp_lean_error** err);
+
+/* The peer's bootstrap capability (Bootstrap on the wire). */
+capnp_lean_status capnp_lean_connection_bootstrap(capnp_lean_connection* conn,
+                                                  capnp_lean_cap** out, capnp_lean_error** err);
+
+/* Called once on the loop thread when the connection ends; `err` says why (borrowed). */
+typedef void (*capnp_lean_disconnect_fn)(void* user_data, const capnp_lean_error* err);
+/* Registers the disconnect notification (replacing an earlier one). If the connection has
+ * already ended, the callback is invoked soon after. */
+capnp_lean_status capnp_lean_connection_on_disconnect(capnp_lean_connection* conn,
+                                                      capnp_lean_disconnect_fn on_disconnect,
+                                                      void* user_data, capnp_lean_error** err);
+/* Closes the connection (pending calls over it fail with DISCONNECTED) and frees the handle.
+ * Capabilities obtained over it stay valid handles but become broken. */
+void capnp_lean_connection_release(capnp_lean_connection* conn);
+
+/* ---- Listeners ------------------------------------------------------------------------------ */
+
+typedef void (*capnp_lean_listen_fn)(void* user_data, capnp_lean_listener* listener,
+                                     const capnp_lean_error* err);
+
+/* Listens on `host:port` (port 0 picks a free port) or `unix:/path`; every accepted connection
+ * serves `bootstrap` (borrowed) as its bootstrap capability. */
+capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
+                                    capnp_lean_cap* bootstrap, capnp_lean_listen_fn on_done,
+                                    void* user_data, capnp_lean_error** err);
+/* The bound address in the same `host:port` / `unix:/path` form (borrowed until release). */
+void capnp_lean_listener_address(const capnp_lean_listener* listener, const uint8_t** data,
+                                 size_t* len);
+/* Number of connections accepted so far. */
+uint64_t capnp_lean_listener_accepted(const capnp_lean_listener* listener);
+/* Stops accepting and frees the handle; connections already accepted keep running. */
+void capnp_lean_listener_release(capnp_lean_listener* listener);
+
+/* ---- Capabilities --------------------------------------------------------------------------- */
+
+/* A new handle to the same capability. */
+capnp_lean_status capnp_lean_cap_clone(capnp_lean_cap* cap, capnp_lean_cap** out,
+                                       capnp_lean_error** err);
+/* Drops this handle; when it was the last reference to a remote capability, Release goes out. */
+void capnp_lean_cap_release(capnp_lean_cap* cap);
+/* A capability whose every call fails with this kind and message. */
+capnp_lean_status capnp_lean_cap_new_broken(capnp_lean_runtime* rt, capnp_lean_error_kind kind,
+                                            const uint8_t* message, size_t message_len,
+                                            capnp_lean_cap** out, capnp_lean_error** err);
+
+/* ---- Calls ------------------------------------------------------------------------------------ */
+
+/* Called once on the loop thread when the call completes (successfully or not). */
+typedef void (*capnp_lean_call_done_fn)(void* user_data, capnp_lean_call* call);
+
+/* Starts a call. `params` is copied before this returns. `on_done` may be NULL. The returned
+ * handle must be released with capnp_lean_call_release; releasing it before completion cancels
+ * the call (Finish on the wire). */
+capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interface_id,
+                                        uint16_t method_id, const capnp_lean_message* params,
+                                        capnp_lean_call_done_fn on_done, void* user_data,
+                                        capnp_lean_call** out, capnp_lean_error** err);
+/* Nonzero once the call has completed. */
+int capnp_lean_call_is_done(const capnp_lean_call* call);
+/* Blocks until the call completes; refused (ERR_ON_LOOP_THREAD) on the loop thread. */
+capnp_lean_status capnp_lean_call_wait(capnp_lean_call* call, capnp_lean_error** err);
+/* The results of a completed call: OK with a view, ERR_RPC with the call's error, or
+ * ERR_NOT_READY. The view stays valid until the call handle is released. */
+capnp_lean_status capnp_lean_call_results(capnp_lean_call* call, capnp_lean_message_view* out,
+                                          capnp_lean_error** err);
+/* Capability `index` of the results' capability table, as a new handle. */
+capnp_lean_status capnp_lean_call_result_cap(capnp_lean_call* call, uint32_t index,
+                                             capnp_lean_cap** out, capnp_lean_error** err);
+/* A pipelined capability: the capability found in the (future) results by following pointer
+ * fields `path[0]`, `path[1]`, ... from the results struct. Usable immediately. */
+capnp_lean_status capnp_lean_call_pipeline(capnp_lean_call* call, const uint16_t* path,
+                                           size_t path_len, capnp_lean_cap** out,
+                                           capnp_lean_error** err);
+/* Frees the call: cancels it when still pending, drops its results otherwise. */
+void capnp_lean_call_release(capnp_lean_call* call);
+
+/* ---- Host-implemented capabilities (servers) ------------------------------------------------ */
+
+/* Invoked on the loop thread for each call to the capability. The context is owned by the
+ * callee: it must eventually be answered (return/fail) or released, from any thread. */
+typedef void (*capnp_lean_dispatch_fn)(void* user_data, uint64_t interface_id, uint16_t method_id,
+                                       capnp_lean_server_call* call);
+/* Invoked once on the loop thread when the last reference to the capability is gone. */
+typedef void (*capnp_lean_server_drop_fn)(void* user_data);
+
+/* A capability implemented by the host. `on_drop` may be NULL. */
+capnp_lean_status capnp_lean_server_new(capnp_lean_runtime* rt, capnp_lean_dispatch_fn dispatch,
+                                        capnp_lean_server_drop_fn on_drop, void* user_data,
+                                        capnp_lean_cap** out, capnp_lean_error** err);
+/* The call's params (borrowed view, valid until the context is answered or released). */
+capnp_lean_status capnp_lean_server_call_params(capnp_lean_server_call* call,
+                                                capnp_lean_message_view* out,
+                                                capnp_lean_error** err);
+/* Capability `index` of the params' capability table, as a new handle. */
+capnp_lean_status capnp_lean_server_call_param_cap(capnp_lean_server_call* call, uint32_t index,
+                                                   capnp_lean_cap** out, capnp_lean_error** err);
+/* Nonzero once the caller has cancelled the call (answers are then discarded). */
+int capnp_lean_server_call_is_cancelled(const capnp_lean_server_call* call);
+/* Answers with results (copied) and frees the context. */
+capnp_lean_status capnp_lean_server_call_return(capnp_lean_server_call* call,
+                                                const capnp_lean_message* results,
+                                                capnp_lean_error** err);
+/* Answers with an error of this kind and message and frees the context. */
+capnp_lean_status capnp_lean_server_call_fail(capnp_lean_server_call* call,
+                                              capnp_lean_error_kind kind, const uint8_t* message,
+                                              size_t message_len, capnp_lean_error** err);
+/* Frees an unanswered context: the caller receives a FAILED error saying so. */
+void capnp_lean_server_call_release(capnp_lean_server_call* call);
+
+/* ---- Promise capabilities ------------------------------------------------------------------ */
+
+/* A capability that is a promise until resolved through `resolver_out`: calls made on it queue
+ * (or travel to the peer as calls on a promise), and resolving it sends Resolve to peers holding
+ * it (and, if calls were already in flight, makes them Disembargo). */
+capnp_lean_status capnp_lean_promise_cap_new(capnp_lean_runtime* rt, capnp_lean_cap** cap_out,
+                                             capnp_lean_resolver** resolver_out,
+                                             capnp_lean_error** err);
+/* Resolves the promise to `cap` (borrowed) and frees the resolver. */
+capnp_lean_status capnp_lean_resolver_fulfill(capnp_lean_resolver* resolver, capnp_lean_cap* cap,
+                                              capnp_lean_error** err);
+/* Rejects the promise with this kind and message and frees the resolver. */
+capnp_lean_status capnp_lean_resolver_reject(capnp_lean_resolver* resolver,
+                                             capnp_lean_error_kind kind, const uint8_t* message,
+                                             size_t message_len, capnp_lean_error** err);
+/* Frees an unresolved resolver: the promise is rejected as abandoned. */
+void capnp_lean_resolver_release(capnp_lean_resolver* resolver);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CAPNP_LEAN_H */
