@@ -263,3 +263,60 @@ fn a_peer_that_exits_before_listening_is_reported_with_its_stderr() {
     };
     assert!(error.contains("exited before listening") && error.contains("nonsense"), "{error}");
 }
+
+const KJ_BENCH_CLIENT: &str = env!("CARGO_BIN_EXE_kj-bench-client");
+
+/// Runs a bench client and parses its single JSON line.
+fn bench_json(program: &str, address: &str) -> serde_json::Map<String, serde_json::Value> {
+    let args = ["--connect", address, "--calls", "300", "--window", "8", "--payload", "256"];
+    let args: Vec<&str> = if program == RUST_PEER { std::iter::once("bench").chain(args).collect() } else { args.to_vec() };
+    let finished = run_to_completion(program, &args, RUN_TIMEOUT).unwrap();
+    assert!(finished.status.success(), "{program} failed: {}", finished.stderr);
+    let lines: Vec<&str> = finished.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one JSON line, got {:?}", finished.stdout);
+    match serde_json::from_str(lines[0]) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        other => panic!("not a JSON object: {other:?} from {:?}", lines[0]),
+    }
+}
+
+fn number(fields: &serde_json::Map<String, serde_json::Value>, key: &str) -> f64 {
+    fields.get(key).and_then(serde_json::Value::as_f64).unwrap_or_else(|| panic!("no number {key} in {fields:?}"))
+}
+
+#[test]
+fn kj_and_rust_bench_clients_measure_a_rust_peer_and_print_the_same_json_shape() {
+    let server = serve("serve-interop", "127.0.0.1:0");
+    let kj = bench_json(KJ_BENCH_CLIENT, server.address());
+    let rust = bench_json(RUST_PEER, server.address());
+    let keys = |fields: &serde_json::Map<String, serde_json::Value>| fields.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(keys(&kj), keys(&rust));
+    assert_eq!(kj["client"], "kj-cxx");
+    assert_eq!(rust["client"], "rust-capnp-rpc");
+    for fields in [&kj, &rust] {
+        assert_eq!((number(fields, "calls"), number(fields, "window"), number(fields, "payload")), (300.0, 8.0, 256.0));
+        let (p50, p99, rate) = (number(fields, "p50_us"), number(fields, "p99_us"), number(fields, "calls_per_s"));
+        assert!(p50 > 0.0 && p99 >= p50 && rate > 0.0, "implausible measurement {fields:?}");
+    }
+    eprintln!("kj: {kj:?}\nrust: {rust:?}");
+}
+
+#[test]
+fn kj_bench_client_works_over_unix_sockets() {
+    let path = unique_socket_path("kj-bench");
+    let server = serve("serve-interop", &format!("unix:{}", path.display()));
+    let fields = bench_json(KJ_BENCH_CLIENT, server.address());
+    assert!(number(&fields, "calls_per_s") > 0.0);
+}
+
+#[test]
+fn kj_bench_client_reports_a_refused_connection_instead_of_crashing() {
+    // Bind then drop a listener: its port is very likely free and refusing connections.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let args = ["--connect", address.as_str(), "--calls", "1", "--window", "1", "--payload", "1"];
+    let finished = run_to_completion(KJ_BENCH_CLIENT, &args, RUN_TIMEOUT).unwrap();
+    assert_eq!(finished.status.code(), Some(1), "{finished:?}");
+    assert!(finished.stderr.contains("kj-bench-client:"), "{}", finished.stderr);
+    assert!(finished.stdout.is_empty());
+}
