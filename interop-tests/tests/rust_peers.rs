@@ -230,6 +230,32 @@ fn wiretap_forwards_arbitrary_bytes_unchanged_both_ways() {
 }
 
 #[test]
+fn injected_bytes_reach_the_chosen_side() {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_address = upstream.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut socket, _) = upstream.accept().unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut received = [0u8; 6];
+        socket.read_exact(&mut received).unwrap();
+        // Returned so it stays open: closing it would close the client's side too.
+        (received, socket)
+    });
+    let tap = WireTap::start("127.0.0.1:0", &upstream_address).unwrap();
+    let mut client = TcpStream::connect(tap.address()).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert!(tap.wait_for_connections(1, WIRE_TIMEOUT));
+    tap.inject(0, Direction::ClientToServer, b"forged").unwrap();
+    let (received, _server_socket) = server.join().unwrap();
+    assert_eq!(&received, b"forged");
+    tap.inject(0, Direction::ServerToClient, b"hi").unwrap();
+    let mut back = [0u8; 2];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hi");
+    assert!(tap.inject(1, Direction::ClientToServer, b"x").is_err(), "there is no connection #1");
+}
+
+#[test]
 fn severing_the_tap_disconnects_a_connected_client() {
     let server = serve("serve-interop", "127.0.0.1:0");
     let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();

@@ -286,3 +286,65 @@ fn disembargo_context(d: disembargo::Reader) -> capnp::Result<String> {
     }
     .into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(build: impl FnOnce(message::Builder)) -> Vec<u8> {
+        let mut builder = capnp::message::Builder::new_default();
+        build(builder.init_root());
+        capnp::serialize::write_message_to_words(&builder)
+    }
+
+    #[test]
+    fn decodes_a_pipelined_call_sent_with_results_to_yourself() {
+        let frame = framed(|root| {
+            let mut call = root.init_call();
+            call.set_question_id(7);
+            call.set_interface_id(0xabcd);
+            call.set_method_id(4);
+            let mut answer = call.reborrow().init_target().init_promised_answer();
+            answer.set_question_id(3);
+            answer.init_transform(1).get(0).set_get_pointer_field(0);
+            call.init_send_results_to().set_yourself(());
+        });
+        let expected = RpcMessage::Call {
+            question_id: 7,
+            interface_id: 0xabcd,
+            method_id: 4,
+            target: CallTarget::PromisedAnswer { question_id: 3, path: vec![0] },
+            send_results_to: SendResultsTo::Yourself,
+        };
+        assert_eq!(RpcMessage::decode(&frame), expected);
+    }
+
+    #[test]
+    fn decodes_a_return_taken_from_another_question() {
+        let frame = framed(|root| {
+            let mut ret = root.init_return();
+            ret.set_answer_id(2);
+            ret.set_take_from_other_question(9);
+        });
+        let decoded = RpcMessage::decode(&frame);
+        assert!(matches!(decoded, RpcMessage::Return { answer_id: 2, outcome: ReturnOutcome::TakeFromOtherQuestion(9), .. }), "{decoded:?}");
+    }
+
+    #[test]
+    fn decodes_a_resolve_to_a_sender_promise_and_a_disembargo() {
+        let resolve = framed(|root| {
+            let mut resolve = root.init_resolve();
+            resolve.set_promise_id(5);
+            resolve.init_cap().set_sender_promise(6);
+        });
+        assert_eq!(RpcMessage::decode(&resolve), RpcMessage::Resolve { promise_id: 5, resolution: Resolution::Cap("senderPromise".into()) });
+        let disembargo = framed(|root| root.init_disembargo().init_context().set_receiver_loopback(1));
+        assert_eq!(RpcMessage::decode(&disembargo), RpcMessage::Disembargo { context: "receiverLoopback".into() });
+    }
+
+    #[test]
+    fn reports_bytes_that_are_not_a_message_as_undecodable() {
+        let decoded = RpcMessage::decode(&[0, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(decoded.kind(), MessageKind::Undecodable, "{decoded:?}");
+    }
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::rust_peer::{Address, Listener, ReadHalf, Stream, WriteHalf};
 pub use decode::{CallTarget, MessageKind, Resolution, ReturnOutcome, RpcMessage, SendResultsTo};
@@ -61,8 +61,14 @@ struct EventLog {
 
 impl EventLog {
     fn lock(&self) -> MutexGuard<'_, Vec<WireEvent>> {
-        // A panicking test thread must not make the log unreadable for the others.
-        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.events)
+    }
+
+    /// Wakes waiters whose condition may depend on more than the events (e.g. connection count).
+    /// Taking the lock first means a waiter between its check and its wait cannot miss this.
+    fn wake_waiters(&self) {
+        drop(self.lock());
+        self.grew.notify_all();
     }
 
     fn record(&self, event: WireEvent) {
@@ -71,10 +77,18 @@ impl EventLog {
     }
 }
 
+/// Senders feeding extra bytes into one connection's two directions.
+#[derive(Clone)]
+struct Injectors {
+    to_server: mpsc::UnboundedSender<Vec<u8>>,
+    to_client: mpsc::UnboundedSender<Vec<u8>>,
+}
+
 /// A running proxy. Dropping it stops accepting and closes every proxied connection.
 pub struct WireTap {
     address: Address,
     log: Arc<EventLog>,
+    injectors: Arc<Mutex<Vec<Injectors>>>,
     sever: watch::Sender<u64>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -93,9 +107,11 @@ impl WireTap {
         let listener = runtime.block_on(Listener::bind(&listen))?;
         let address = listener.local_address()?;
         let log = Arc::new(EventLog::default());
+        let injectors = Arc::new(Mutex::new(Vec::new()));
         let (sever, severed) = watch::channel(0);
-        runtime.spawn(accept_loop(listener, upstream, log.clone(), severed));
-        Ok(WireTap { address, log, sever, runtime: Some(runtime) })
+        let shared = Shared { log: log.clone(), injectors: injectors.clone(), severed };
+        runtime.spawn(accept_loop(listener, upstream, shared));
+        Ok(WireTap { address, log, injectors, sever, runtime: Some(runtime) })
     }
 
     /// The address peers should connect to (the real port when started on port 0).
@@ -144,6 +160,29 @@ impl WireTap {
         self.log.lock().iter().map(|e| format!("{e}\n")).collect()
     }
 
+    /// How many connections the tap has accepted so far.
+    pub fn connections(&self) -> usize {
+        lock(&self.injectors).len()
+    }
+
+    /// Waits until at least `count` connections have been accepted; false on timeout.
+    pub fn wait_for_connections(&self, count: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |_| self.connections() >= count)
+    }
+
+    /// Writes `bytes` into connection `connection` as if `direction`'s sender had sent them, for
+    /// fault tests (garbage, truncated frames, forged messages). They are interleaved at a read
+    /// boundary of the real stream and are not decoded into events.
+    pub fn inject(&self, connection: usize, direction: Direction, bytes: &[u8]) -> io::Result<()> {
+        let injectors = lock(&self.injectors).get(connection).cloned();
+        let injectors = injectors.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no connection #{connection}")))?;
+        let sender = match direction {
+            Direction::ClientToServer => injectors.to_server,
+            Direction::ServerToClient => injectors.to_client,
+        };
+        sender.send(bytes.to_vec()).map_err(|_| io::Error::new(io::ErrorKind::NotConnected, format!("connection #{connection} is closed")))
+    }
+
     /// Abruptly closes every connection proxied so far, both sides, as if the network failed.
     /// New connections are still accepted.
     pub fn sever_all(&self) {
@@ -160,20 +199,42 @@ impl Drop for WireTap {
     }
 }
 
-async fn accept_loop(listener: Listener, upstream: Address, log: Arc<EventLog>, severed: watch::Receiver<u64>) {
-    for connection in 0.. {
+/// Locks, ignoring poisoning: a panicking test thread must not make the tap unusable for others.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the proxy tasks share with the [`WireTap`] handle.
+struct Shared {
+    log: Arc<EventLog>,
+    injectors: Arc<Mutex<Vec<Injectors>>>,
+    severed: watch::Receiver<u64>,
+}
+
+async fn accept_loop(listener: Listener, upstream: Address, shared: Shared) {
+    loop {
         let Ok(downstream) = listener.accept().await else { return };
+        let (to_server, injected_to_server) = mpsc::unbounded_channel();
+        let (to_client, injected_to_client) = mpsc::unbounded_channel();
+        let connection = {
+            let mut injectors = lock(&shared.injectors);
+            injectors.push(Injectors { to_server, to_client });
+            injectors.len() - 1
+        };
+        shared.log.wake_waiters();
         let upstream = upstream.clone();
-        let log = log.clone();
-        let mut severed = severed.clone();
+        let log = shared.log.clone();
+        let mut severed = shared.severed.clone();
         severed.mark_unchanged();
         tokio::spawn(async move {
             let Ok(upstream) = Stream::connect(&upstream).await else { return };
             let (client_read, client_write) = downstream.into_split();
             let (server_read, server_write) = upstream.into_split();
+            let to_server = Leg { connection, direction: Direction::ClientToServer, injected: injected_to_server };
+            let to_client = Leg { connection, direction: Direction::ServerToClient, injected: injected_to_client };
             let both_ways = futures::future::join(
-                pump(client_read, server_write, connection, Direction::ClientToServer, &log),
-                pump(server_read, client_write, connection, Direction::ServerToClient, &log),
+                pump(client_read, server_write, to_server, &log),
+                pump(server_read, client_write, to_client, &log),
             );
             // Returning drops all four halves, closing both sockets.
             tokio::select! {
@@ -184,13 +245,30 @@ async fn accept_loop(listener: Listener, upstream: Address, log: Arc<EventLog>, 
     }
 }
 
+/// One direction of one connection.
+struct Leg {
+    connection: usize,
+    direction: Direction,
+    injected: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
 /// Copies one direction verbatim, decoding frames as a side effect. On end of input it half-closes
 /// the other side, so each peer sees exactly the closes the other one made.
-async fn pump(mut from: ReadHalf, mut to: WriteHalf, connection: usize, direction: Direction, log: &EventLog) {
+async fn pump(mut from: ReadHalf, mut to: WriteHalf, mut leg: Leg, log: &EventLog) {
+    let (connection, direction) = (leg.connection, leg.direction);
     let mut splitter = FrameSplitter::default();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let read = match from.read(&mut buffer).await {
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            Some(bytes) = leg.injected.recv() => {
+                if to.write_all(&bytes).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let read = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
