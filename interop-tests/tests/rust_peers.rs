@@ -84,6 +84,25 @@ fn interop_scenario_passes_through_the_wiretap_over_unix_sockets() {
 }
 
 #[test]
+fn skipped_interop_steps_never_reach_the_wire() {
+    let server = serve("serve-interop", "127.0.0.1:0");
+    let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
+    let args = ["client-interop", "--connect", &tap.address(), "--skip", "reflect,hang"];
+    let finished = run_to_completion(RUST_PEER, &args, RUN_TIMEOUT).unwrap();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(tap.wait_for(MessageKind::Finish, WIRE_TIMEOUT));
+    let interop_methods: BTreeSet<u16> = tap.events().iter().filter_map(|e| match e.message {
+        RpcMessage::Call { interface_id, method_id, .. } if interface_id == interop::Client::TYPE_ID => Some(method_id),
+        _ => None,
+    }).collect();
+    assert!(!interop_methods.contains(&4) && !interop_methods.contains(&6), "reflect or hang was called: {interop_methods:?}");
+    assert!(interop_methods.contains(&5), "callBack should still run: {interop_methods:?}");
+
+    let unknown = run_to_completion(RUST_PEER, &["client-interop", "--connect", server.address(), "--skip", "nope"], RUN_TIMEOUT).unwrap();
+    assert!(!unknown.status.success() && unknown.stderr.contains("unknown step"), "{unknown:?}");
+}
+
+#[test]
 fn calculator_scenario_passes_through_the_wiretap() {
     let server = serve("serve-calculator", "127.0.0.1:0");
     let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
