@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{generate, GeneratedFile, Result, DEFAULT_MODULE_PREFIX};
+use crate::{GeneratedFile, Result, DEFAULT_MODULE_PREFIX};
 
 /// Builder for one `capnp compile` run whose output is turned into Lean modules.
 #[derive(Debug, Clone)]
@@ -83,6 +83,16 @@ impl CompilerCommand {
 
     /// Compiles and returns the generated files without writing them.
     pub fn generate(&self) -> Result<Vec<GeneratedFile>> {
+        Ok(crate::emit(&self.lower()?))
+    }
+
+    /// Compiles and returns the intermediate representation (names resolved, layouts computed).
+    pub fn lower(&self) -> Result<crate::ir::Schema> {
+        crate::lower_request(&self.request()?, &self.module_prefix)
+    }
+
+    /// Runs `capnp compile -o-` and returns the serialized `CodeGeneratorRequest`.
+    pub fn request(&self) -> Result<Vec<u8>> {
         let mut command = Command::new(&self.capnp);
         command.arg("compile").arg("-o-");
         for prefix in &self.src_prefixes {
@@ -111,7 +121,7 @@ impl CompilerCommand {
             ))
             .into());
         }
-        generate(&output.stdout, &self.module_prefix)
+        Ok(output.stdout)
     }
 
     /// Compiles and writes every module under the output directory.

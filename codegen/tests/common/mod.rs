@@ -1,0 +1,60 @@
+//! Shared test support: capnpc-rust code for the test schemas, the independent decoder, the
+//! IR-driven renderer and the sample messages behind the binary vectors.
+
+#![allow(dead_code)]
+
+pub mod render;
+pub mod samples;
+pub mod wire;
+
+use std::path::PathBuf;
+
+#[allow(clippy::all, unused, missing_docs)]
+pub mod test_all_capnp {
+    include!(concat!(env!("OUT_DIR"), "/test_all_capnp.rs"));
+}
+
+#[allow(clippy::all, unused, missing_docs)]
+pub mod test_import_capnp {
+    include!(concat!(env!("OUT_DIR"), "/test_import_capnp.rs"));
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// True when committed files should be rewritten instead of compared.
+pub fn blessing() -> bool {
+    std::env::var_os("CAPNPC_LEAN_BLESS").is_some_and(|v| v == "1")
+}
+
+/// True when every skip must be a failure.
+pub fn strict() -> bool {
+    std::env::var_os("CAPNP_LEAN_STRICT").is_some_and(|v| v == "1")
+}
+
+/// One schema set compiled from one directory: (directory, files).
+pub struct SchemaSet {
+    pub dir: PathBuf,
+    pub files: Vec<&'static str>,
+}
+
+pub fn project_schemas() -> SchemaSet {
+    SchemaSet { dir: repo_root().join("capnp-schemas"), files: vec!["calculator.capnp", "interop.capnp"] }
+}
+
+pub fn test_schemas() -> SchemaSet {
+    SchemaSet {
+        dir: repo_root().join("codegen/tests/schemas"),
+        files: vec!["test_all.capnp", "test_import.capnp"],
+    }
+}
+
+pub fn command(set: &SchemaSet) -> capnpc_lean::CompilerCommand {
+    let mut command = capnpc_lean::CompilerCommand::new();
+    command.working_dir(&set.dir);
+    for file in &set.files {
+        command.file(file);
+    }
+    command
+}
