@@ -115,6 +115,43 @@ impl ManifestFile {
     }
 }
 
+impl ManifestFile {
+    /// Copies the bundle into `dest` — every library under `dest/lib/`, plus the libraries they
+    /// need that sit next to them (found through `$ORIGIN` rpaths) — and writes a manifest with
+    /// relative paths there, so the folder can be moved or shipped as a whole. The runtime is
+    /// copied only when `include_runtime` is set (it is large; otherwise its path is kept).
+    pub fn copy_bundle(&self, dest: &Path, include_runtime: bool) -> Result<ManifestFile> {
+        let lib_dir = dest.join("lib");
+        std::fs::create_dir_all(&lib_dir).map_err(|e| ToolchainError::io(&lib_dir, "cannot create", e))?;
+        let mut manifest = self.manifest.clone();
+        let entries = manifest.dependencies.iter_mut().chain(std::iter::once(&mut manifest.primary));
+        for entry in entries {
+            let source = self.base_dir().join(&entry.path);
+            let is_runtime = source.file_name().is_some_and(|n| n == "libleanshared.so");
+            if is_runtime && !include_runtime {
+                entry.path = std::path::absolute(&source).map_err(|e| ToolchainError::io(&source, "cannot resolve", e))?;
+                continue;
+            }
+            let name = source.file_name().expect("library paths name a file").to_owned();
+            copy_file(&source, &lib_dir.join(&name))?;
+            for needed in elf::read_dynamic_info(&source)?.needed {
+                let sibling = source.with_file_name(&needed);
+                if sibling.is_file() && !lib_dir.join(&needed).exists() {
+                    copy_file(&sibling, &lib_dir.join(&needed))?;
+                }
+            }
+            entry.path = PathBuf::from("lib").join(name);
+        }
+        let path = dest.join(self.path.file_name().unwrap_or("capability.json".as_ref()));
+        manifest.write(&path)?;
+        Ok(ManifestFile { manifest, path })
+    }
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).map(drop).map_err(|e| ToolchainError::io(from, "cannot copy", e))
+}
+
 impl CapabilityManifest {
     /// Parses JSON, rejecting unknown schema versions before looking at anything else.
     pub fn parse(text: &str) -> Result<Self> {

@@ -125,3 +125,27 @@ fn initializer_names_follow_lean_mangling() {
     assert_eq!(module_initializer("demo", "Démo"), "initialize_demo_D_xe9mo");
     assert_eq!(shared_library_candidates("my_pkg", "Lib")[0], "libmy__pkg_Lib.so");
 }
+
+#[test]
+fn copied_bundles_are_relocatable_and_bring_their_rpath_siblings() {
+    let dir = scratch("bundle-source");
+    let helper = dir.join("libhelper.so");
+    shared_object("int helper_value(void) { return 3; }\n", &helper, &["-Wl,-soname,libhelper.so"]);
+    let so = dir.join("libdemo.so");
+    let src = format!("{LIB}\nint helper_value(void); int demo_helper(void) {{ return helper_value(); }}\n");
+    shared_object(&src, &so, &["-L", dir.to_str().unwrap(), "-lhelper", "-Wl,-rpath,$ORIGIN"]);
+    let runtime = dir.join("rt/libleanshared.so");
+    shared_object("int lean_main(void) { return 0; }\n", &runtime, &[]);
+    let manifest = ManifestBuilder::new("demo", "Demo", "4.35.0", &so).dependency(&runtime, true, None).build(&dir).unwrap();
+    manifest.write(&dir.join("demo.capability.json")).unwrap();
+    let source = ManifestFile::read(&dir.join("demo.capability.json")).unwrap();
+
+    let dest = scratch("bundle-dest");
+    let copied = source.copy_bundle(&dest, false).unwrap();
+    assert_eq!(copied.manifest.primary.path, std::path::Path::new("lib/libdemo.so"));
+    assert!(dest.join("lib/libhelper.so").is_file(), "the rpath sibling travels with the primary");
+    assert!(copied.manifest.dependencies[0].path.is_absolute(), "the runtime stays where it is");
+    let reread = ManifestFile::read(&dest.join("demo.capability.json")).unwrap();
+    assert_eq!(reread.manifest, copied.manifest);
+    assert!(reread.library_path(&reread.manifest.primary).is_file());
+}

@@ -1,5 +1,6 @@
-//! The loader relies on the manifest and rpaths alone: the same capability is opened and called
-//! by a child process whose environment is empty (no LD_LIBRARY_PATH, no LD_PRELOAD).
+//! The loader relies on the manifest and rpaths alone: the capability is built, copied to a new
+//! folder (its original removed), and opened and called there by a child process whose
+//! environment is empty (no LD_LIBRARY_PATH, no LD_PRELOAD).
 
 mod loader_support;
 
@@ -10,8 +11,12 @@ const CHILD_VAR: &str = "CAPNP_LEAN_LOADER_CHILD_MANIFEST";
 #[test]
 fn capability_loads_and_runs_with_the_environment_cleared() {
     let Some(runtime) = loader_support::runtime() else { return };
-    let dir = loader_support::scratch("clean-env");
-    let manifest = loader_support::build_fxcap(&dir, &runtime, true);
+    let built = loader_support::scratch("clean-env-built");
+    let manifest = loader_support::build_fxcap(&built, &runtime, true);
+    let shipped = loader_support::scratch("clean-env-shipped");
+    let relocated = lean_toolchain::ManifestFile::read(&manifest).unwrap().copy_bundle(&shipped, false).unwrap();
+    std::fs::remove_dir_all(&built).unwrap();
+    let manifest = relocated.path;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_opens_the_capability_from_its_manifest_only", "--nocapture", "--test-threads=1"])
         .env_clear()
