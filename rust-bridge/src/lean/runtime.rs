@@ -137,12 +137,22 @@ impl LeanRuntime {
     }
 
     /// Uses the runtime already present in this process (the glue loaded into a Lean program).
+    /// Such a runtime is *host-managed*: the Lean program initialized it and owns the end of
+    /// initialization, so [`Self::initialize`] and [`Self::end_initialization`] do nothing, and
+    /// the calling thread (a Lean thread) is never attached or detached.
     pub fn from_process() -> Result<&'static LeanRuntime, RuntimeError> {
         let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = RUNTIME.get() {
             return Ok(rt);
         }
-        Self::install(Library::this(), None)
+        let rt = Self::install(Library::this(), None)?;
+        let _ = INIT_THREAD.set(std::thread::current().id());
+        Ok(rt)
+    }
+
+    /// Whether the runtime was taken from the process and its lifecycle belongs to the host.
+    pub fn is_host_managed(&self) -> bool {
+        self.path.is_none()
     }
 
     /// The installed runtime, if any.
@@ -226,6 +236,9 @@ impl LeanRuntime {
     /// `initialize_Init`, so Lean-side helpers such as `IO.Error.toString` work. Module
     /// initializers of capabilities come after this and *before* [`Self::end_initialization`].
     pub fn initialize(&self, mode: InitMode) -> Result<InitMode, RuntimeError> {
+        if self.is_host_managed() {
+            return Ok(mode);
+        }
         INITIALIZED
             .get_or_init(|| {
                 let _ = INIT_THREAD.set(std::thread::current().id());
@@ -254,12 +267,15 @@ impl LeanRuntime {
 
     /// Whether [`Self::initialize`] has succeeded.
     pub fn is_initialized(&self) -> bool {
-        matches!(INITIALIZED.get(), Some(Ok(_)))
+        self.is_host_managed() || matches!(INITIALIZED.get(), Some(Ok(_)))
     }
 
     /// Marks the end of initialization and starts the task manager, once per process. After
     /// this, module initializers can no longer register environment extensions.
     pub fn end_initialization(&self) {
+        if self.is_host_managed() {
+            return;
+        }
         END_OF_INIT.get_or_init(|| {
             // SAFETY: runtime initialized (callers go through the loader, which ensures it);
             // both calls are once-per-process and guarded by the OnceLock.
@@ -272,12 +288,14 @@ impl LeanRuntime {
 
     /// Whether [`Self::end_initialization`] has run.
     pub fn initialization_ended(&self) -> bool {
-        END_OF_INIT.get().is_some()
+        self.is_host_managed() || END_OF_INIT.get().is_some()
     }
 
     /// Registers the current thread with the runtime until the guard is dropped. Needed on
     /// threads Lean did not create (e.g. the KJ event-loop thread) before they run Lean code.
-    /// Nested calls on one thread are cheap and only the outermost guard detaches.
+    /// Nested calls on one thread are cheap and only the outermost guard detaches. Never use it
+    /// on Lean's own threads (task workers, a Lean host's main thread): detaching would tear
+    /// down their runtime state. The thread that initialized the runtime is left alone.
     pub fn attach_current_thread(&'static self) -> ThreadAttachment {
         let outermost = ATTACH_DEPTH.with(|d| {
             let depth = d.get();
