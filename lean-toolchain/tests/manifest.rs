@@ -109,7 +109,7 @@ fn needed_libraries_found_in_build_folders_become_global_dependencies_first() {
     let src = format!("{LIB}\nint mid_value(void); int demo_mid(void) {{ return mid_value(); }}\n");
     shared_object(&src, &so, &["-L", dir.to_str().unwrap(), "-lmid"]);
     let manifest = ManifestBuilder::new("demo", "Demo", "4.35.0", &so)
-        .dependencies_from_needed(&[dir.clone()])
+        .dependencies_from_needed(std::slice::from_ref(&dir))
         .unwrap()
         .build(&dir)
         .unwrap();

@@ -311,3 +311,15 @@ fn a_second_different_runtime_is_refused() {
     let err = LeanRuntime::open("/lib/x86_64-linux-gnu/libm.so.6".as_ref()).err().expect("refused");
     assert_eq!(err.code, "LEAN-RT-CONFLICT");
 }
+
+#[test]
+fn rust_panics_are_still_caught_with_the_runtime_and_its_unwinder_loaded() {
+    let (_rt, _t) = require_runtime!();
+    // libleanshared bundles its own unwinder; it must not take over Rust's unwinding.
+    let caught = std::panic::catch_unwind(|| {
+        let _s = lean::mk_string("alive during unwinding");
+        panic!("contained");
+    });
+    let payload = caught.expect_err("the panic is caught");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"contained"));
+}

@@ -95,7 +95,7 @@ fn needed_libraries_only_findable_through_ld_library_path_are_reported() {
     let path = dir.join("m.json");
     manifest.write(&path).unwrap();
     let findings = preflight(&path, None).unwrap_err();
-    let f = findings.with_code(LoaderCode::NeededLibraryMissing).next().expect(&findings.to_string());
+    let f = findings.with_code(LoaderCode::NeededLibraryMissing).next().unwrap_or_else(|| panic!("{findings}"));
     assert!(f.message.contains("libfxhelper.so"), "{f}");
     assert!(f.hint.contains("rpath"), "{f}");
 }
