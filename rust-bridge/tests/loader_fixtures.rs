@@ -112,14 +112,33 @@ fn failing_initializer_is_an_error_carrying_the_lean_message() {
 }
 
 #[test]
-fn calls_from_a_foreign_attached_thread_work() {
+fn exports_are_callable_from_foreign_attached_threads() {
     let (cap, _t) = require_capability!();
-    let cap = cap.clone();
-    let out = std::thread::spawn(move || {
-        let _attached = cap.attach_thread();
-        cap.export::<(&str,), String>("fxcap_greet").unwrap().call(("thread",))
-    })
-    .join()
-    .unwrap();
-    assert_eq!(out, "hello, thread");
+    let greet = std::sync::Arc::new(cap.export::<(String,), String>("fxcap_greet").unwrap());
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let (cap, greet) = (cap.clone(), greet.clone());
+            std::thread::spawn(move || {
+                let _attached = cap.attach_thread();
+                (0..200).map(|_| greet.call((format!("thread {i}"),))).last().unwrap()
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap(), format!("hello, thread {i}"));
+    }
+}
+
+#[test]
+fn a_manifest_built_for_another_lean_version_is_refused() {
+    let Some(runtime) = loader_support::runtime() else { return };
+    capability();
+    let dir = loader_support::scratch("fixtures-version");
+    let manifest_path = loader_support::build_single(&dir, &runtime, "fxfail", "FxFail");
+    let mut manifest = lean_toolchain::ManifestFile::read(&manifest_path).unwrap().manifest;
+    manifest.toolchain_version = "4.34.0".into();
+    manifest.write(&manifest_path).unwrap();
+    let err = Capability::open(&manifest_path).err().expect("version mismatch");
+    assert_eq!(err.code, LoaderCode::VersionMismatch);
+    assert!(err.message.contains("4.34.0") && err.message.contains("4.35.0"), "{err}");
 }

@@ -143,6 +143,13 @@ pub struct Export<A, R> {
     _sig: PhantomData<fn(A) -> R>,
 }
 
+// SAFETY: `f` is the address of code that stays mapped (RTLD_NODELETE + the bundle `Arc`);
+// calling it from another thread is as sound as from this one, provided that thread is attached
+// to the runtime — which `call` documents — and the arguments are built on the calling thread.
+unsafe impl<A, R> Send for Export<A, R> {}
+// SAFETY: as above; `call` takes `&self` and shares nothing mutable.
+unsafe impl<A, R> Sync for Export<A, R> {}
+
 impl<A: LeanArgs, R: LeanRet> Export<A, R> {
     /// Calls the export. The first call of the process marks the end of Lean's initialization
     /// phase (so capabilities opened before it could run `initialize` blocks). The calling

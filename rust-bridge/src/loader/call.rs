@@ -90,6 +90,15 @@ impl LeanArg for &str {
     }
 }
 
+/// An owned `String` becomes a new Lean `String`.
+impl LeanArg for String {
+    type Raw = *mut LeanObject;
+    const C_TYPE: &'static str = "lean_object*";
+    fn into_raw(self) -> *mut LeanObject {
+        lean::mk_string(&self).into_raw()
+    }
+}
+
 /// `&[u8]` becomes a new Lean `ByteArray`.
 impl LeanArg for &[u8] {
     type Raw = *mut LeanObject;
