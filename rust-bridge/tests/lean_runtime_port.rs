@@ -323,3 +323,18 @@ fn rust_panics_are_still_caught_with_the_runtime_and_its_unwinder_loaded() {
     let payload = caught.expect_err("the panic is caught");
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"contained"));
 }
+
+#[test]
+fn constructors_beyond_the_small_object_limit_use_mi_malloc_and_are_freed_by_the_runtime() {
+    let (rt, _t) = require_runtime!();
+    // SAFETY: `size_t lean_object_byte_size(lean_object*)`.
+    let byte_size: unsafe extern "C" fn(Raw) -> usize = unsafe { sym(rt, "lean_object_byte_size") };
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let mut big = lean::alloc_ctor(0, 200, 0); // 8 + 1600 bytes > MI_SMALL_SIZE_MAX
+    for i in 0..200 {
+        big.ctor_set(i, counted_class().wrap(Counted(&DROPS)));
+    }
+    assert_eq!(unsafe { byte_size(big.as_ptr()) }, 1608);
+    drop(big);
+    assert_eq!(DROPS.load(Ordering::SeqCst), 200, "the runtime freed the large constructor and its fields");
+}
