@@ -231,6 +231,7 @@ void capnp_lean_call_release(capnp_lean_call* call) {
       // Dropping the promise and pipeline of an unfinished call cancels it (Finish).
       call->completion = nullptr;
       call->pipeline = nullptr;
+      if (!call->done.load() && call->onDone != nullptr) call->onDone(call->userData, nullptr);
       call->results.dropCaps();
       delete call;
       core->unref();

@@ -77,6 +77,7 @@ struct Core {
 
   int eventFd = -1;
   std::thread thread;
+  std::mutex joinMutex;  // serialises concurrent shutdowns around thread.join()
   std::atomic<std::thread::id> loopThread{};
   LoopState* loop = nullptr;  // loop
 
@@ -193,8 +194,12 @@ struct capnp_lean_server_call {
   capnp_lean::Core* core;
   kj::Maybe<kj::Own<kj::PromiseFulfiller<void>>> fulfiller;             // loop
   kj::Maybe<capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer>> context;  // loop
-  std::shared_ptr<std::atomic<bool>> cancelled;
-  std::atomic<bool> answered{false};
+  // Shared with the dispatch promise, which outlives the context when the host answers late.
+  struct Status {
+    std::atomic<bool> cancelled{false};
+    bool answered = false;  // loop
+  };
+  std::shared_ptr<Status> status;
   capnp_lean::ReceivedMessage params;  // immutable once dispatched
 };
 
@@ -221,6 +226,8 @@ struct capnp_lean_connection {
 
   // Loop: drops the KJ parts; the first close records the reason and (if `notify`) tells the host.
   void close(capnp_lean::ErrorData reason, bool notify);
+  // Loop: invokes and clears the registered disconnect callback, if any.
+  void fireDisconnect(const capnp_lean_error* error);
 };
 
 struct capnp_lean_listener {

@@ -83,12 +83,12 @@ kj::Own<capnp::ClientHook> ReceivedMessage::cap(uint32_t index) {
 
 bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
                            capnp_lean_error** err) {
-  if (msg == nullptr || msg->segment_count == 0) {
-    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
-         "a message needs at least one segment");
+  if (msg == nullptr) {
+    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED, "the message is NULL");
     return false;
   }
-  if (msg->segments == nullptr || (msg->cap_count > 0 && msg->caps == nullptr)) {
+  if ((msg->segment_count > 0 && msg->segments == nullptr) ||
+      (msg->cap_count > 0 && msg->caps == nullptr)) {
     fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
          "message segments or caps pointer is NULL");
     return false;
@@ -119,6 +119,7 @@ bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
 }
 
 void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) const {
+  if (segments.empty()) return;  // no segments: an empty message, i.e. a null (default) root
   capnp::SegmentArrayMessageReader reader(
       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(), segments.size()));
   auto table = kj::heapArrayBuilder<kj::Maybe<kj::Own<capnp::ClientHook>>>(caps.size());

@@ -10,6 +10,32 @@ namespace {
 
 constexpr auto CONNECT_TIMEOUT = 30 * kj::SECONDS;
 
+// Makes a completion callback fire exactly once: by `succeed`/`failWith`, or, if the promise
+// carrying it is dropped first (runtime shutdown), with a shut-down error.
+template <typename Handle, typename Fn>
+struct OnceCompletion {
+  Fn callback;
+  void* userData;
+  bool fired = false;
+
+  OnceCompletion(Fn callback, void* userData) : callback(callback), userData(userData) {}
+  KJ_DISALLOW_COPY(OnceCompletion);
+  ~OnceCompletion() noexcept(false) {
+    if (!fired) failWith(ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down"});
+  }
+  void succeed(Handle* handle) {
+    fired = true;
+    callback(userData, handle, nullptr);
+  }
+  void failWith(ErrorData data) {
+    fired = true;
+    capnp_lean_error error{kj::mv(data)};
+    callback(userData, nullptr, &error);
+  }
+};
+using ConnectCompletion = OnceCompletion<capnp_lean_connection, capnp_lean_connect_fn>;
+using ListenCompletion = OnceCompletion<capnp_lean_listener, capnp_lean_listen_fn>;
+
 std::string toString(const uint8_t* data, size_t len) {
   return std::string(reinterpret_cast<const char*>(data), len);
 }
@@ -99,16 +125,21 @@ std::string boundAddressOf(const std::string& requested, kj::ConnectionReceiver&
 
 using namespace capnp_lean;
 
+void capnp_lean_connection::fireDisconnect(const capnp_lean_error* error) {
+  auto callback = onDisconnect;
+  onDisconnect = nullptr;
+  if (callback != nullptr) callback(disconnectUserData, error);
+}
+
 void capnp_lean_connection::close(ErrorData reason, bool notify) {
-  bool first = endReason == nullptr;
-  if (first) endReason = reason;
+  if (endReason == nullptr) endReason = reason;
   disconnectWatch = nullptr;
   rpc = nullptr;
   network = nullptr;
   stream = nullptr;
-  if (first && notify && onDisconnect != nullptr) {
-    capnp_lean_error error{reason};
-    onDisconnect(disconnectUserData, &error);
+  KJ_IF_MAYBE(why, endReason) {
+    capnp_lean_error error{*why};
+    fireDisconnect(notify ? &error : nullptr);
   }
 }
 
@@ -127,6 +158,7 @@ capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr
     Core* core = rt->core;
     std::string address = toString(addr, addr_len);
     Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+      auto completion = kj::heap<ConnectCompletion>(on_done, user_data);
       kj::Maybe<kj::Own<capnp::ClientHook>> offered;
       if (bootstrap != nullptr && bootstrap->hook.get() != nullptr) {
         offered = bootstrap->hook->addRef();
@@ -137,20 +169,22 @@ capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr
           .then([](kj::Own<kj::NetworkAddress> target) {
             return target->connect().attach(kj::mv(target));
           });
+      auto& once = *completion;
       loop->tasks.add(
           timer.timeoutAfter(CONNECT_TIMEOUT, kj::mv(connected))
-              .then([loop, core, address, on_done, user_data, offered = kj::mv(offered)](
+              .then([loop, core, address, &once, offered = kj::mv(offered)](
                         kj::Own<kj::AsyncIoStream> stream) mutable {
                 auto* conn = newConnection(core, true, address, capnp::rpc::twoparty::Side::CLIENT);
                 loop->connections.insert(conn);
                 startConnection(*loop, conn, kj::mv(stream), kj::mv(offered));
-                on_done(user_data, conn, nullptr);
-              }, [address, on_done, user_data](kj::Exception&& e) {
-                capnp_lean_error error{errorFromException(e)};
-                error.data.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
-                error.data.message = "cannot connect to " + address + ": " + error.data.message;
-                on_done(user_data, nullptr, &error);
-              }));
+                once.succeed(conn);
+              }, [address, &once](kj::Exception&& e) {
+                auto error = errorFromException(e);
+                error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
+                error.message = "cannot connect to " + address + ": " + error.message;
+                once.failWith(kj::mv(error));
+              })
+              .attach(kj::mv(completion)));
     };
     if (!core->post(start)) return shutDownError(err);
     return CAPNP_LEAN_OK;
@@ -223,13 +257,12 @@ capnp_lean_status capnp_lean_connection_on_disconnect(capnp_lean_connection* con
   return guarded(err, [&]() -> capnp_lean_status {
     if (conn == nullptr) return nullArgument(err, "conn");
     Task install = [conn, on_disconnect, user_data](LoopState*) {
+      conn->fireDisconnect(nullptr);  // the replaced registration ends here
       conn->onDisconnect = on_disconnect;
       conn->disconnectUserData = user_data;
       KJ_IF_MAYBE(reason, conn->endReason) {
-        if (on_disconnect != nullptr) {
-          capnp_lean_error error{*reason};
-          on_disconnect(user_data, &error);
-        }
+        capnp_lean_error error{*reason};
+        conn->fireDisconnect(&error);
       }
     };
     if (!conn->core->post(install)) return shutDownError(err);
@@ -263,34 +296,32 @@ capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr,
     Core* core = rt->core;
     std::string address = toString(addr, addr_len);
     Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+      auto completion = kj::heap<ListenCompletion>(on_done, user_data);
+      auto& once = *completion;
       auto served = bootstrap->hook.get() != nullptr
           ? bootstrap->hook->addRef()
           : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the bootstrap capability was shut down");
       loop->tasks.add(
           loop->io.provider->getNetwork().parseAddress(kj::StringPtr(address.c_str()))
-              .then([loop, core, address, on_done, user_data, served = kj::mv(served)](
+              .then([loop, core, address, &once, served = kj::mv(served)](
                         kj::Own<kj::NetworkAddress> target) mutable {
+                auto receiver = target->listen();
                 auto* listener = new capnp_lean_listener();
                 listener->core = core;
                 core->ref();
-                KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-                  listener->receiver = target->listen();
-                })) {
-                  delete listener;
-                  core->unref();
-                  kj::throwFatalException(kj::mv(*e));
-                }
+                listener->receiver = kj::mv(receiver);
                 listener->bootstrap = kj::mv(served);
                 listener->boundAddress = boundAddressOf(address, *listener->receiver);
                 loop->listeners.insert(listener);
                 listener->acceptLoop = acceptLoop(*loop, listener).eagerlyEvaluate(nullptr);
-                on_done(user_data, listener, nullptr);
+                once.succeed(listener);
               })
-              .catch_([address, on_done, user_data](kj::Exception&& e) {
-                capnp_lean_error error{errorFromException(e)};
-                error.data.message = "cannot listen on " + address + ": " + error.data.message;
-                on_done(user_data, nullptr, &error);
-              }));
+              .catch_([address, &once](kj::Exception&& e) {
+                auto error = errorFromException(e);
+                error.message = "cannot listen on " + address + ": " + error.message;
+                once.failWith(kj::mv(error));
+              })
+              .attach(kj::mv(completion)));
     };
     if (!core->post(start)) return shutDownError(err);
     return CAPNP_LEAN_OK;

@@ -167,7 +167,7 @@ void LoopState::teardown() {
   }
   for (auto* sc : std::vector<capnp_lean_server_call*>(serverCalls.begin(), serverCalls.end())) {
     if (serverCalls.count(sc) == 0) continue;
-    sc->cancelled->store(true);
+    sc->status->cancelled.store(true);
     sc->context = nullptr;
     sc->fulfiller = nullptr;
     sc->params.dropCaps();
@@ -235,16 +235,14 @@ capnp_lean_status capnp_lean_runtime_create(capnp_lean_runtime** out, capnp_lean
   });
 }
 
-capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_error** err) {
+capnp_lean_status capnp_lean_runtime_shutdown(capnp_lean_runtime* rt, capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
-    if (rt == nullptr) {
-      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED, "rt is NULL");
-    }
+    if (rt == nullptr) return nullArgument(err, "rt");
     Core* core = rt->core;
     if (core->onLoopThread()) {
       return fail(err, CAPNP_LEAN_ERR_ON_LOOP_THREAD, CAPNP_LEAN_ERROR_FAILED,
-                  "capnp_lean_runtime_destroy called on the runtime's own loop thread "
-                  "(from a callback); destroy it from another thread");
+                  "the capnp-lean runtime cannot be shut down from its own loop thread "
+                  "(from a callback); do it from another thread");
     }
     Task stop = [](LoopState* loop) { loop->stop->fulfill(); };
     {
@@ -259,9 +257,45 @@ capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_
     uint64_t one = 1;
     ssize_t n = ::write(core->eventFd, &one, sizeof(one));
     (void)n;
+    std::lock_guard<std::mutex> joinLock(core->joinMutex);
     if (core->thread.joinable()) core->thread.join();
-    delete rt;
-    core->unref();
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_error** err) {
+  auto status = capnp_lean_runtime_shutdown(rt, err);
+  if (status != CAPNP_LEAN_OK) return status;
+  Core* core = rt->core;
+  delete rt;
+  core->unref();
+  return CAPNP_LEAN_OK;
+}
+
+capnp_lean_status capnp_lean_runtime_post(capnp_lean_runtime* rt, capnp_lean_task_fn fn,
+                                          void* user_data, capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) return nullArgument(err, "rt");
+    if (fn == nullptr) return nullArgument(err, "fn");
+    if (!rt->core->post([fn, user_data](LoopState*) { fn(user_data); })) return shutDownError(err);
+    return CAPNP_LEAN_OK;
+  });
+}
+
+capnp_lean_status capnp_lean_runtime_post_after(capnp_lean_runtime* rt, uint64_t delay_us,
+                                                capnp_lean_task_fn fn, void* user_data,
+                                                capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (rt == nullptr) return nullArgument(err, "rt");
+    if (fn == nullptr) return nullArgument(err, "fn");
+    Task arm = [fn, user_data, delay_us](LoopState* loop) {
+      // Fires exactly once: when the timer expires, or when teardown drops the timer.
+      auto fire = kj::defer([fn, user_data]() { fn(user_data); });
+      loop->tasks.add(loop->io.provider->getTimer()
+                          .afterDelay(delay_us * kj::MICROSECONDS)
+                          .attach(kj::mv(fire)));
+    };
+    if (!rt->core->post(arm)) return shutDownError(err);
     return CAPNP_LEAN_OK;
   });
 }

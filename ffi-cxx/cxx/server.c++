@@ -10,9 +10,9 @@ namespace {
 // destroys it when the last reference goes, which tells the host through `onDrop`.
 class HostServer final : public capnp::Capability::Server {
  public:
-  HostServer(Core* core, capnp_lean_dispatch_fn dispatch, capnp_lean_server_drop_fn onDrop,
-             void* userData)
-      : core(core), dispatch(dispatch), onDrop(onDrop), userData(userData) {
+  HostServer(Core* core, capnp_lean_dispatch_fn dispatch, capnp_lean_cancel_fn onCancel,
+             capnp_lean_server_drop_fn onDrop, void* userData)
+      : core(core), dispatch(dispatch), onCancel(onCancel), onDrop(onDrop), userData(userData) {
     core->ref();
     core->loop->hostServers++;
   }
@@ -29,7 +29,7 @@ class HostServer final : public capnp::Capability::Server {
     auto* call = new capnp_lean_server_call();
     call->core = core;
     core->ref();
-    call->cancelled = std::make_shared<std::atomic<bool>>(false);
+    call->status = std::make_shared<capnp_lean_server_call::Status>();
     call->params.copyFrom(context.getParams());
     context.releaseParams();
     // Without this, KJ would keep an unanswered call alive after the caller's Finish.
@@ -40,13 +40,21 @@ class HostServer final : public capnp::Capability::Server {
     core->loop->serverCalls.insert(call);
     // The host may answer inline; its answer is queued, so `call` stays valid here.
     dispatch(userData, interfaceId, methodId, call);
-    auto cancelled = call->cancelled;
-    return {paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); })), false};
+    // Runs when KJ drops the call: after the answer, or early when the caller cancels. KJ keeps
+    // this server alive until then (the call holds a reference to its client).
+    auto status = call->status;
+    auto cancelled = kj::defer([status, call, onCancel = onCancel, userData = userData]() {
+      if (status->answered) return;
+      status->cancelled.store(true);
+      if (onCancel != nullptr) onCancel(userData, call);
+    });
+    return {paf.promise.attach(kj::mv(cancelled)), false};
   }
 
  private:
   Core* core;
   capnp_lean_dispatch_fn dispatch;
+  capnp_lean_cancel_fn onCancel;
   capnp_lean_server_drop_fn onDrop;
   void* userData;
 };
@@ -73,8 +81,9 @@ kj::PromiseFulfiller<void>* liveFulfiller(capnp_lean_server_call* call) {
 // waits; it returns the exception to answer with, or null for success.
 capnp_lean_status answer(capnp_lean_server_call* call, capnp_lean_error** err,
                          kj::Function<kj::Maybe<kj::Exception>(capnp_lean_server_call*)> answer) {
-  bool cancelled = call->cancelled->load();
+  bool cancelled = call->status->cancelled.load();
   call->core->postOrRunStopped([call, answer = kj::mv(answer)](LoopState* loop) mutable {
+    call->status->answered = true;
     if (auto* fulfiller = liveFulfiller(call)) {
       KJ_IF_MAYBE(e, answer(call)) {
         fulfiller->reject(kj::mv(*e));
@@ -107,15 +116,16 @@ using namespace capnp_lean;
 extern "C" {
 
 capnp_lean_status capnp_lean_server_new(capnp_lean_runtime* rt, capnp_lean_dispatch_fn dispatch,
+                                        capnp_lean_cancel_fn on_cancel,
                                         capnp_lean_server_drop_fn on_drop, void* user_data,
                                         capnp_lean_cap** out, capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
     if (rt == nullptr) return nullArgument(err, "rt");
     if (dispatch == nullptr) return nullArgument(err, "dispatch");
     Core* core = rt->core;
-    return newCap(core, out, err, [core, dispatch, on_drop, user_data](LoopState&) {
+    return newCap(core, out, err, [core, dispatch, on_cancel, on_drop, user_data](LoopState&) {
       return capnp::ClientHook::from(capnp::Capability::Client(
-          kj::heap<HostServer>(core, dispatch, on_drop, user_data)));
+          kj::heap<HostServer>(core, dispatch, on_cancel, on_drop, user_data)));
     });
   });
 }
@@ -146,7 +156,7 @@ capnp_lean_status capnp_lean_server_call_param_cap(capnp_lean_server_call* call,
 }
 
 int capnp_lean_server_call_is_cancelled(const capnp_lean_server_call* call) {
-  return call != nullptr && call->cancelled->load() ? 1 : 0;
+  return call != nullptr && call->status->cancelled.load() ? 1 : 0;
 }
 
 capnp_lean_status capnp_lean_server_call_return(capnp_lean_server_call* call,

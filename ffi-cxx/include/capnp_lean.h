@@ -79,8 +79,9 @@ typedef struct capnp_lean_segment {
   size_t size;
 } capnp_lean_segment;
 
-/* Params or results going out: segments whose root is the params/results struct, and the
- * capability table that the message's capability pointers index. The caps are borrowed: the
+/* Params or results going out: segments whose root is the params/results struct (no segments at
+ * all means an empty message: every field has its default), and the capability table that the
+ * message's capability pointers index. The caps are borrowed: the
  * ABI takes its own references before the function returns. A NULL cap is a null capability. */
 typedef struct capnp_lean_message {
   const capnp_lean_segment* segments;
@@ -112,8 +113,11 @@ typedef struct capnp_lean_stats {
 /* Starts a runtime: one thread running a KJ event loop. */
 capnp_lean_status capnp_lean_runtime_create(capnp_lean_runtime** out, capnp_lean_error** err);
 /* Stops the loop: queued work runs first, then pending calls fail with DISCONNECTED, connections
- * close and the thread is joined. Handles still held stay valid to release but do nothing else.
+ * close and the thread is joined. Idempotent and safe to call from several threads. Handles still
+ * held stay valid to release but do nothing else; `rt` itself stays valid until destroyed.
  * Refused (ERR_ON_LOOP_THREAD) on the runtime's own loop thread. */
+capnp_lean_status capnp_lean_runtime_shutdown(capnp_lean_runtime* rt, capnp_lean_error** err);
+/* Shuts down (if not yet done) and frees the runtime handle. Refused on the loop thread. */
 capnp_lean_status capnp_lean_runtime_destroy(capnp_lean_runtime* rt, capnp_lean_error** err);
 /* Nonzero when the calling thread is this runtime's loop thread. */
 int capnp_lean_runtime_on_loop_thread(const capnp_lean_runtime* rt);
@@ -121,10 +125,22 @@ int capnp_lean_runtime_on_loop_thread(const capnp_lean_runtime* rt);
 capnp_lean_status capnp_lean_runtime_stats_wait(capnp_lean_runtime* rt, capnp_lean_stats* out,
                                                 capnp_lean_error** err);
 
+/* Runs `fn(user_data)` once on the loop thread, after everything queued before it. On failure
+ * (ERR_SHUT_DOWN) it will never run and user_data stays the caller's. */
+typedef void (*capnp_lean_task_fn)(void* user_data);
+capnp_lean_status capnp_lean_runtime_post(capnp_lean_runtime* rt, capnp_lean_task_fn fn,
+                                          void* user_data, capnp_lean_error** err);
+/* Runs `fn(user_data)` once on the loop thread after `delay_us` microseconds (KJ's timer), or
+ * earlier, during shutdown, if the runtime stops first. Same failure rule as _post. */
+capnp_lean_status capnp_lean_runtime_post_after(capnp_lean_runtime* rt, uint64_t delay_us,
+                                                capnp_lean_task_fn fn, void* user_data,
+                                                capnp_lean_error** err);
+
 /* ---- Connections --------------------------------------------------------------------------- */
 
-/* Called once on the loop thread: conn is NULL and err non-NULL on failure. `err` is borrowed for
- * the duration of the callback; `conn` is owned by the receiver. */
+/* Called exactly once on the loop thread (also when the runtime shuts down first): conn is NULL
+ * and err non-NULL on failure. `err` is borrowed for the duration of the callback; `conn` is
+ * owned by the receiver. */
 typedef void (*capnp_lean_connect_fn)(void* user_data, capnp_lean_connection* conn,
                                       const capnp_lean_error* err);
 
@@ -145,7 +161,9 @@ capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd,
 capnp_lean_status capnp_lean_connection_bootstrap(capnp_lean_connection* conn,
                                                   capnp_lean_cap** out, capnp_lean_error** err);
 
-/* Called once on the loop thread when the connection ends; `err` says why (borrowed). */
+/* Called exactly once per registration, on the loop thread: when the connection ends, with `err`
+ * saying why (borrowed); or with err == NULL when the registration is replaced or the
+ * connection released first, so that user_data can be freed. */
 typedef void (*capnp_lean_disconnect_fn)(void* user_data, const capnp_lean_error* err);
 /* Registers the disconnect notification (replacing an earlier one). If the connection has
  * already ended, the callback is invoked soon after. */
@@ -158,6 +176,7 @@ void capnp_lean_connection_release(capnp_lean_connection* conn);
 
 /* ---- Listeners ------------------------------------------------------------------------------ */
 
+/* Like capnp_lean_connect_fn: called exactly once, with a listener or an error. */
 typedef void (*capnp_lean_listen_fn)(void* user_data, capnp_lean_listener* listener,
                                      const capnp_lean_error* err);
 
@@ -188,7 +207,9 @@ capnp_lean_status capnp_lean_cap_new_broken(capnp_lean_runtime* rt, capnp_lean_e
 
 /* ---- Calls ------------------------------------------------------------------------------------ */
 
-/* Called once on the loop thread when the call completes (successfully or not). */
+/* Called exactly once on the loop thread: with the call when it completes (successfully or not,
+ * including failure at runtime shutdown), or with call == NULL when the handle was released
+ * before completion (the call was cancelled), so that user_data can always be freed. */
 typedef void (*capnp_lean_call_done_fn)(void* user_data, capnp_lean_call* call);
 
 /* Starts a call. `params` is copied before this returns. `on_done` may be NULL. The returned
@@ -223,11 +244,16 @@ void capnp_lean_call_release(capnp_lean_call* call);
  * callee: it must eventually be answered (return/fail) or released, from any thread. */
 typedef void (*capnp_lean_dispatch_fn)(void* user_data, uint64_t interface_id, uint16_t method_id,
                                        capnp_lean_server_call* call);
-/* Invoked once on the loop thread when the last reference to the capability is gone. */
+/* Invoked on the loop thread when the caller cancels a call the host has not answered yet. The
+ * context stays valid (answers are discarded) and must still be answered or released. */
+typedef void (*capnp_lean_cancel_fn)(void* user_data, capnp_lean_server_call* call);
+/* Invoked once on the loop thread when the last reference to the capability is gone, after
+ * every dispatch and cancel callback of the capability. */
 typedef void (*capnp_lean_server_drop_fn)(void* user_data);
 
-/* A capability implemented by the host. `on_drop` may be NULL. */
+/* A capability implemented by the host. `on_cancel` and `on_drop` may be NULL. */
 capnp_lean_status capnp_lean_server_new(capnp_lean_runtime* rt, capnp_lean_dispatch_fn dispatch,
+                                        capnp_lean_cancel_fn on_cancel,
                                         capnp_lean_server_drop_fn on_drop, void* user_data,
                                         capnp_lean_cap** out, capnp_lean_error** err);
 /* The call's params (borrowed view, valid until the context is answered or released). */

@@ -193,8 +193,12 @@ abi_callbacks! {
     pub type capnp_lean_call_done_fn = fn(user_data: *mut c_void, call: *mut capnp_lean_call);
     /// Incoming call dispatch (loop thread).
     pub type capnp_lean_dispatch_fn = fn(user_data: *mut c_void, interface_id: u64, method_id: u16, call: *mut capnp_lean_server_call);
+    /// Incoming call cancelled by its caller (loop thread).
+    pub type capnp_lean_cancel_fn = fn(user_data: *mut c_void, call: *mut capnp_lean_server_call);
     /// Host server dropped (loop thread).
     pub type capnp_lean_server_drop_fn = fn(user_data: *mut c_void);
+    /// A task run on the loop thread.
+    pub type capnp_lean_task_fn = fn(user_data: *mut c_void);
 }
 
 abi_functions! {
@@ -209,11 +213,17 @@ abi_functions! {
     /// See the header.
     pub fn capnp_lean_runtime_create(out: *mut *mut capnp_lean_runtime, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
+    pub fn capnp_lean_runtime_shutdown(rt: *mut capnp_lean_runtime, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// See the header.
     pub fn capnp_lean_runtime_destroy(rt: *mut capnp_lean_runtime, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_runtime_on_loop_thread(rt: *const capnp_lean_runtime) -> c_int;
     /// See the header.
     pub fn capnp_lean_runtime_stats_wait(rt: *mut capnp_lean_runtime, out: *mut capnp_lean_stats, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// See the header.
+    pub fn capnp_lean_runtime_post(rt: *mut capnp_lean_runtime, r#fn: capnp_lean_task_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// See the header.
+    pub fn capnp_lean_runtime_post_after(rt: *mut capnp_lean_runtime, delay_us: u64, r#fn: capnp_lean_task_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_connect(rt: *mut capnp_lean_runtime, addr: *const u8, addr_len: usize, bootstrap: *mut capnp_lean_cap, on_done: capnp_lean_connect_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
@@ -253,7 +263,7 @@ abi_functions! {
     /// See the header.
     pub fn capnp_lean_call_release(call: *mut capnp_lean_call);
     /// See the header.
-    pub fn capnp_lean_server_new(rt: *mut capnp_lean_runtime, dispatch: capnp_lean_dispatch_fn, on_drop: capnp_lean_server_drop_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_cap, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    pub fn capnp_lean_server_new(rt: *mut capnp_lean_runtime, dispatch: capnp_lean_dispatch_fn, on_cancel: capnp_lean_cancel_fn, on_drop: capnp_lean_server_drop_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_cap, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_server_call_params(call: *mut capnp_lean_server_call, out: *mut capnp_lean_message_view, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
