@@ -1,4 +1,10 @@
-//! Shared pieces of the interop tests, the demo and the benchmark.
+//! Shared pieces of the interop tests, the demo and the benchmark: peers for both RPC systems
+//! under test, the servers and client scenarios they run, and the frame-decoding wiretap.
+pub mod bridge_peer;
+pub mod cli;
+pub mod host;
 pub mod process;
 pub mod rust_peer;
+pub mod scenarios;
+pub mod servers;
 pub mod wiretap;

@@ -10,7 +10,8 @@ use std::time::Duration;
 use capnp::traits::HasTypeId;
 use capnp_schemas::interop_capnp::{interop, ErrorKind};
 use interop_tests::process::{run_to_completion, unique_socket_path, PeerProcess};
-use interop_tests::rust_peer::interop_client::{echo, reflect_returns_calls_to_caller};
+use interop_tests::host::RpcHost;
+use interop_tests::scenarios::interop::{echo, reflect_returns_calls_to_caller};
 use interop_tests::rust_peer::{connect, run_local, Address};
 use interop_tests::wiretap::{CallTarget, Direction, MessageKind, Resolution, ReturnOutcome, RpcMessage, SendResultsTo, WireTap};
 
@@ -204,7 +205,7 @@ fn cancelling_a_hanging_call_puts_finish_on_the_wire() {
 #[test]
 fn reflecting_the_callers_counter_resolves_to_it_with_an_embargo() {
     let tap = with_tapped_interop(|interop| async move {
-        reflect_returns_calls_to_caller(&interop).await.unwrap();
+        reflect_returns_calls_to_caller(&RpcHost, &interop).await.unwrap();
     });
     let found = tap.wait_until(WIRE_TIMEOUT, |events| {
         let resolved_to_ours = events.iter().any(|e| {

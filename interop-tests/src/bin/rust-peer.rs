@@ -16,12 +16,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use interop_tests::cli::{bench_config, skip_list};
 use interop_tests::process::LISTENING_PREFIX;
-use interop_tests::rust_peer::bench::{bench_interop, BenchConfig};
-use interop_tests::rust_peer::calculator_client::client_calculator;
-use interop_tests::rust_peer::calculator_server::CalculatorServer;
-use interop_tests::rust_peer::interop_client::client_interop;
-use interop_tests::rust_peer::interop_server::InteropServer;
+use interop_tests::rust_peer::bench::bench_interop;
+use interop_tests::host::RpcHost;
+use interop_tests::rust_peer::{client_calculator, client_interop};
+use interop_tests::servers::calculator::CalculatorServer;
+use interop_tests::servers::interop::InteropServer;
 use interop_tests::rust_peer::{run_local, serve, Address, Listener};
 
 const USAGE: &str = "usage:
@@ -44,37 +45,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The value following `--name`, if present.
 fn option<'a>(args: &'a [String], name: &str) -> Result<&'a str, String> {
-    let position = args.iter().position(|a| a == name).ok_or_else(|| format!("missing {name}\n{USAGE}"))?;
-    args.get(position + 1).map(String::as_str).ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-}
-
-fn number<T: std::str::FromStr>(args: &[String], name: &str) -> Result<T, String> {
-    let text = option(args, name)?;
-    text.parse().map_err(|_| format!("{name} {text:?} is not a number"))
+    interop_tests::cli::option(args, name, USAGE)
 }
 
 fn run(args: &[String]) -> Result<(), String> {
     let command = args.first().map(String::as_str).unwrap_or("");
     match command {
-        "serve-interop" => serve_until_killed(option(args, "--listen")?, InteropServer::new().into_client().client),
-        "serve-calculator" => serve_until_killed(option(args, "--listen")?, CalculatorServer::new_client().client),
-        "client-interop" => {
-            let skip: Vec<String> = if args.iter().any(|a| a == "--skip") {
-                option(args, "--skip")?.split(',').map(str::to_string).collect()
-            } else {
-                Vec::new()
-            };
-            run_local(client_interop(option(args, "--connect")?, &skip))
-        }
+        "serve-interop" => serve_until_killed(option(args, "--listen")?, InteropServer::new(RpcHost).into_client().map_err(|e| e.to_string())?.client),
+        "serve-calculator" => serve_until_killed(option(args, "--listen")?, CalculatorServer::new_client(RpcHost).map_err(|e| e.to_string())?.client),
+        "client-interop" => run_local(client_interop(option(args, "--connect")?, &skip_list(args, USAGE)?)),
         "client-calculator" => run_local(client_calculator(option(args, "--connect")?)),
         "bench" => {
-            let config = BenchConfig {
-                calls: number(args, "--calls")?,
-                window: number(args, "--window")?,
-                payload: number(args, "--payload")?,
-            };
+            let config = bench_config(args, USAGE)?;
             let result = run_local(bench_interop(option(args, "--connect")?, config))?;
             println!("{}", result.to_json());
             Ok(())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use capnp::Error;
 use capnp_schemas::interop_capnp::interop;
 
-use super::interop_client::echo;
+use crate::scenarios::interop::echo;
 use super::{connect, Address};
 
 /// Unmeasured calls made first, so connection setup and lazy allocation do not skew p99.
@@ -94,22 +94,26 @@ pub async fn pipelined_throughput(interop: &interop::Client, calls: u32, window:
 pub async fn bench_interop(address: &str, config: BenchConfig) -> Result<BenchResult, String> {
     let address = Address::parse(address).map_err(|e| e.to_string())?;
     let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
-    let interop: interop::Client = connection.bootstrap();
+    let result = measure("rust-capnp-rpc", &connection.bootstrap(), config).await;
+    let _ = connection.disconnect().await;
+    result
+}
+
+/// Runs the benchmark (warm-up, sequential, pipelined) over an already connected `interop`.
+pub async fn measure(client: &str, interop: &interop::Client, config: BenchConfig) -> Result<BenchResult, String> {
     let payload = vec![0x5a; config.payload];
     let failed = |e: Error| format!("echo failed: {e}");
-    sequential_latencies(&interop, WARMUP_CALLS, &payload).await.map_err(failed)?;
-    let mut samples = sequential_latencies(&interop, config.calls, &payload).await.map_err(failed)?;
-    let calls_per_s = pipelined_throughput(&interop, config.calls, config.window, &payload).await.map_err(failed)?;
+    sequential_latencies(interop, WARMUP_CALLS, &payload).await.map_err(failed)?;
+    let mut samples = sequential_latencies(interop, config.calls, &payload).await.map_err(failed)?;
+    let calls_per_s = pipelined_throughput(interop, config.calls, config.window, &payload).await.map_err(failed)?;
     let micros = |d: Duration| d.as_secs_f64() * 1e6;
-    let result = BenchResult {
-        client: "rust-capnp-rpc".into(),
+    Ok(BenchResult {
+        client: client.into(),
         config,
         p50_us: micros(percentile(&mut samples, 50.0)),
         p99_us: micros(percentile(&mut samples, 99.0)),
         calls_per_s,
-    };
-    let _ = connection.disconnect().await;
-    Ok(result)
+    })
 }
 
 #[cfg(test)]

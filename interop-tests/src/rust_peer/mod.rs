@@ -8,10 +8,8 @@ mod address;
 mod rpc;
 
 pub mod bench;
-pub mod calculator_client;
-pub mod calculator_server;
-pub mod interop_client;
-pub mod interop_server;
+mod clients;
 
 pub use address::{Address, Listener, ReadHalf, Stream, WriteHalf};
+pub use clients::{client_calculator, client_interop};
 pub use rpc::{connect, run_local, serve, ClientConnection};

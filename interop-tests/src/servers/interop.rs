@@ -1,44 +1,47 @@
 //! The `Interop` server, exactly as `interop.capnp` describes each method.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use capnp::capability::Rc as CapRc;
 use capnp::Error;
 use capnp_schemas::interop_capnp::{counter, interop, ErrorKind};
 
+use crate::host::CapHost;
+
 /// Serves `Interop`. State is shared by every connection that bootstraps the same client.
-#[derive(Default)]
-pub struct InteropServer {
-    released_counters: Rc<Cell<u32>>,
+pub struct InteropServer<H> {
+    host: H,
+    released_counters: Arc<AtomicU32>,
 }
 
-impl InteropServer {
-    /// A server with no counters released yet.
-    pub fn new() -> InteropServer {
-        InteropServer::default()
+impl<H: CapHost + Send> InteropServer<H> {
+    /// A server with no counters released yet, creating its capabilities through `host`.
+    pub fn new(host: H) -> Self {
+        Self { host, released_counters: Arc::default() }
     }
 
     /// This server as a bootstrap capability.
-    pub fn into_client(self) -> interop::Client {
-        capnp_rpc::new_client(self)
+    pub fn into_client(self) -> Result<interop::Client, Error> {
+        let host = self.host.clone();
+        host.serve(self)
     }
 
     fn fresh_counter(&self) -> CounterServer {
-        CounterServer { total: Cell::new(0), released_counters: self.released_counters.clone() }
+        CounterServer { total: AtomicI64::new(0), released_counters: self.released_counters.clone() }
     }
 }
 
 /// A server-hosted `Counter`; dropping it (the client released it) is counted.
 struct CounterServer {
-    total: Cell<i64>,
-    released_counters: Rc<Cell<u32>>,
+    total: AtomicI64,
+    released_counters: Arc<AtomicU32>,
 }
 
 impl Drop for CounterServer {
     fn drop(&mut self) {
-        self.released_counters.set(self.released_counters.get() + 1);
+        self.released_counters.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -48,8 +51,8 @@ impl counter::Server for CounterServer {
         params: counter::IncrementParams,
         mut results: counter::IncrementResults,
     ) -> Result<(), Error> {
-        let total = self.total.get() + params.get()?.get_by();
-        self.total.set(total);
+        let by = params.get()?.get_by();
+        let total = self.total.fetch_add(by, Ordering::SeqCst) + by;
         results.get().set_value(total);
         Ok(())
     }
@@ -66,11 +69,11 @@ pub fn error_of_kind(kind: ErrorKind, message: String) -> Error {
     Error { kind, extra: message }
 }
 
-fn delay(millis: u32) -> tokio::time::Sleep {
-    tokio::time::sleep(Duration::from_millis(u64::from(millis)))
+fn millis(value: u32) -> Duration {
+    Duration::from_millis(u64::from(value))
 }
 
-impl interop::Server for InteropServer {
+impl<H: CapHost + Send> interop::Server for InteropServer<H> {
     async fn echo(
         self: CapRc<Self>,
         params: interop::EchoParams,
@@ -95,7 +98,7 @@ impl interop::Server for InteropServer {
         _: interop::NewCounterParams,
         mut results: interop::NewCounterResults,
     ) -> Result<(), Error> {
-        results.get().set_counter(capnp_rpc::new_client(self.fresh_counter()));
+        results.get().set_counter(self.host.serve(self.fresh_counter())?);
         Ok(())
     }
 
@@ -104,13 +107,14 @@ impl interop::Server for InteropServer {
         params: interop::CounterLaterParams,
         mut results: interop::CounterLaterResults,
     ) -> Result<(), Error> {
-        let wait = delay(params.get()?.get_delay_ms());
+        let wait = self.host.sleep(millis(params.get()?.get_delay_ms()));
         let counter = self.fresh_counter();
-        // A queued client is exported as a promise; resolving it later puts Resolve on the wire.
-        let promise: counter::Client = capnp_rpc::new_future_client(async move {
+        let host = self.host.clone();
+        // A promise capability is exported as such; resolving it later puts Resolve on the wire.
+        let promise: counter::Client = self.host.future_client(async move {
             wait.await;
-            Ok(capnp_rpc::new_client::<counter::Client, _>(counter))
-        });
+            host.serve::<counter::Client, _>(counter)
+        })?;
         results.get().set_counter(promise);
         Ok(())
     }
@@ -121,12 +125,12 @@ impl interop::Server for InteropServer {
         mut results: interop::ReflectResults,
     ) -> Result<(), Error> {
         let params = params.get()?;
-        let wait = delay(params.get_delay_ms());
+        let wait = self.host.sleep(millis(params.get_delay_ms()));
         let passed_in = params.get_counter()?;
-        let promise: counter::Client = capnp_rpc::new_future_client(async move {
+        let promise: counter::Client = self.host.future_client(async move {
             wait.await;
             Ok(passed_in)
-        });
+        })?;
         results.get().set_counter(promise);
         Ok(())
     }
@@ -163,7 +167,7 @@ impl interop::Server for InteropServer {
         _: interop::ReleasedCountersParams,
         mut results: interop::ReleasedCountersResults,
     ) -> Result<(), Error> {
-        results.get().set_count(self.released_counters.get());
+        results.get().set_count(self.released_counters.load(Ordering::SeqCst));
         Ok(())
     }
 }

@@ -1,19 +1,17 @@
 //! The `Calculator` client scenario: literals, pipelined evaluation, defined functions, and
 //! client-hosted functions the server calls back — every value checked.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::rc::Rc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use capnp::capability::Rc as CapRc;
 use capnp::Error;
 use capnp_schemas::calculator_capnp::calculator::{self, expression, function, value, Operator};
 
-use super::calculator_server::call_function;
-use super::{connect, Address};
-
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+use super::interop::{step, STEP_TIMEOUT};
+use crate::host::CapHost;
+use crate::servers::calculator::call_function;
 
 /// An expression to send, built in Rust before it is written into a request.
 #[derive(Clone)]
@@ -50,19 +48,19 @@ impl Term {
 /// A client-hosted function computing `base ^ exponent`, counting the calls it receives.
 #[derive(Clone, Default)]
 pub struct LocalPower {
-    calls: Rc<Cell<u32>>,
+    calls: Arc<AtomicU32>,
 }
 
 impl LocalPower {
     /// How many calls reached this object.
     pub fn calls(&self) -> u32 {
-        self.calls.get()
+        self.calls.load(Ordering::SeqCst)
     }
 }
 
 impl function::Server for LocalPower {
     async fn call(self: CapRc<Self>, params: function::CallParams, mut results: function::CallResults) -> Result<(), Error> {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let arguments = params.get()?.get_arguments()?;
         if arguments.len() != 2 {
             return Err(Error::failed("power takes exactly 2 arguments".into()));
@@ -97,14 +95,6 @@ fn define(calculator: &calculator::Client, arity: u32, body: &Term) -> function:
     request.send().pipeline.get_function()
 }
 
-async fn step<T>(name: &str, work: impl Future<Output = Result<T, Error>>) -> Result<T, String> {
-    match tokio::time::timeout(STEP_TIMEOUT, work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(format!("{name}: {e}")),
-        Err(_) => Err(format!("{name}: no answer within {STEP_TIMEOUT:?}")),
-    }
-}
-
 async fn expect_number(name: &str, work: impl Future<Output = Result<f64, Error>>, expected: f64) -> Result<(), String> {
     let got = step(name, work).await?;
     if got == expected {
@@ -114,16 +104,9 @@ async fn expect_number(name: &str, work: impl Future<Output = Result<f64, Error>
     }
 }
 
-/// Connects to `address`, runs [`run_calculator_scenario`] and disconnects.
-pub async fn client_calculator(address: &str) -> Result<(), String> {
-    let address = Address::parse(address).map_err(|e| e.to_string())?;
-    let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
-    run_calculator_scenario(&connection.bootstrap()).await?;
-    step("disconnect", connection.disconnect()).await
-}
-
-/// Exercises every `Calculator` feature and checks each result.
-pub async fn run_calculator_scenario(calculator: &calculator::Client) -> Result<(), String> {
+/// Exercises every `Calculator` feature and checks each result; local functions are hosted
+/// by `host`.
+pub async fn run_calculator_scenario(host: &impl CapHost, calculator: &calculator::Client) -> Result<(), String> {
     use Term::{Apply, Argument, Literal};
 
     expect_number("literal", read(&evaluate(calculator, &Literal(123.5))), 123.5).await?;
@@ -152,7 +135,7 @@ pub async fn run_calculator_scenario(calculator: &calculator::Client) -> Result<
 
     // The server calls back into our own function.
     let power = LocalPower::default();
-    let power_client: function::Client = capnp_rpc::new_client(power.clone());
+    let power_client: function::Client = host.serve(power.clone()).map_err(|e| format!("hosting our function: {e}"))?;
     let two_to_ten_plus_one = Apply(add, vec![Apply(power_client.clone(), vec![Literal(2.0), Literal(10.0)]), Literal(1.0)]);
     expect_number("2^10 + 1 via our function", read(&evaluate(calculator, &two_to_ten_plus_one)), 1025.0).await?;
     if power.calls() != 1 {

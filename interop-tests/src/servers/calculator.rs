@@ -9,6 +9,8 @@ use capnp_schemas::calculator_capnp::calculator::{self, expression, function, va
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 
+use crate::host::CapHost;
+
 /// An expression copied out of its message, so evaluation can outlive the request.
 #[derive(Clone)]
 enum Expression {
@@ -136,16 +138,18 @@ impl function::Server for DefinedFunction {
 }
 
 /// Serves `Calculator`; it is stateless, every capability it hands out carries its own state.
-pub struct CalculatorServer;
+pub struct CalculatorServer<H> {
+    host: H,
+}
 
-impl CalculatorServer {
-    /// A new calculator as a bootstrap capability.
-    pub fn new_client() -> calculator::Client {
-        capnp_rpc::new_client(CalculatorServer)
+impl<H: CapHost + Send> CalculatorServer<H> {
+    /// A new calculator, creating its capabilities through `host`, as a bootstrap capability.
+    pub fn new_client(host: H) -> Result<calculator::Client, Error> {
+        host.clone().serve(CalculatorServer { host })
     }
 }
 
-impl calculator::Server for CalculatorServer {
+impl<H: CapHost + Send> calculator::Server for CalculatorServer<H> {
     async fn evaluate(
         self: CapRc<Self>,
         params: calculator::EvaluateParams,
@@ -153,10 +157,11 @@ impl calculator::Server for CalculatorServer {
     ) -> Result<(), Error> {
         let expression = Expression::read(params.get()?.get_expression()?)?;
         // Answer at once with a promise so callers can pipeline on the value before it exists.
-        let value: value::Client = capnp_rpc::new_future_client(async move {
+        let host = self.host.clone();
+        let value: value::Client = self.host.future_client(async move {
             let number = expression.evaluate(Rc::from([])).await?;
-            Ok(capnp_rpc::new_client::<value::Client, _>(ValueServer(number)))
-        });
+            host.serve::<value::Client, _>(ValueServer(number))
+        })?;
         results.get().set_value(value);
         Ok(())
     }
@@ -167,7 +172,7 @@ impl calculator::Server for CalculatorServer {
         mut results: calculator::OperatorResults,
     ) -> Result<(), Error> {
         let op = params.get()?.get_op()?;
-        results.get().set_function(capnp_rpc::new_client(OperatorFunction(op)));
+        results.get().set_function(self.host.serve(OperatorFunction(op))?);
         Ok(())
     }
 
@@ -179,16 +184,18 @@ impl calculator::Server for CalculatorServer {
         let params = params.get()?;
         let arity = params.get_arity();
         let body = Expression::read(params.get_body()?)?;
-        let function: function::Client = capnp_rpc::new_future_client(async move {
+        let host = self.host.clone();
+        let later_turn = self.host.sleep(std::time::Duration::ZERO);
+        let function: function::Client = self.host.future_client(async move {
             // The schema promises a promise resolved after checking; checking on a later turn
             // means the answer always leaves first and Resolve follows on the wire.
-            tokio::task::yield_now().await;
+            later_turn.await;
             body.check_arguments(arity)?;
-            Ok(match body.forwarded_function(arity) {
-                Some(function) => function,
-                None => capnp_rpc::new_client(DefinedFunction { arity, body }),
-            })
-        });
+            match body.forwarded_function(arity) {
+                Some(function) => Ok(function),
+                None => host.serve_here(DefinedFunction { arity, body }),
+            }
+        })?;
         results.get().set_function(function);
         Ok(())
     }

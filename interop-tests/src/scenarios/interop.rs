@@ -1,40 +1,40 @@
 //! The `Interop` client scenario: every method, with every result checked.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use capnp::capability::Rc as CapRc;
 use capnp::Error;
 use capnp_schemas::interop_capnp::{counter, interop, ErrorKind};
 
-use super::{connect, Address};
+use crate::host::CapHost;
 
 /// Each step gets this long; a hung peer fails the scenario instead of hanging it.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client-hosted `Counter` whose total the scenario can inspect afterwards.
 #[derive(Clone, Default)]
 pub struct LocalCounter {
-    total: Rc<Cell<i64>>,
-    calls: Rc<Cell<u32>>,
+    total: Arc<AtomicI64>,
+    calls: Arc<AtomicU32>,
 }
 
 impl LocalCounter {
     /// The running total.
     pub fn total(&self) -> i64 {
-        self.total.get()
+        self.total.load(Ordering::SeqCst)
     }
 
     /// How many `increment` calls reached this object.
     pub fn calls(&self) -> u32 {
-        self.calls.get()
+        self.calls.load(Ordering::SeqCst)
     }
 
-    /// A capability for this counter (all clones share the total).
-    pub fn client(&self) -> counter::Client {
-        capnp_rpc::new_client(self.clone())
+    /// A capability for this counter hosted by `host` (all clones share the total).
+    pub fn client(&self, host: &impl CapHost) -> Result<counter::Client, String> {
+        host.serve(self.clone()).map_err(|e| format!("hosting a local counter: {e}"))
     }
 }
 
@@ -44,9 +44,9 @@ impl counter::Server for LocalCounter {
         params: counter::IncrementParams,
         mut results: counter::IncrementResults,
     ) -> Result<(), Error> {
-        let total = self.total.get() + params.get()?.get_by();
-        self.total.set(total);
-        self.calls.set(self.calls.get() + 1);
+        let by = params.get()?.get_by();
+        let total = self.total.fetch_add(by, Ordering::SeqCst) + by;
+        self.calls.fetch_add(1, Ordering::SeqCst);
         results.get().set_value(total);
         Ok(())
     }
@@ -60,7 +60,8 @@ fn check(condition: bool, what: impl FnOnce() -> String) -> Result<(), String> {
     }
 }
 
-async fn step<T>(name: &str, work: impl Future<Output = Result<T, Error>>) -> Result<T, String> {
+/// Awaits `work` for at most [`STEP_TIMEOUT`], naming the step in any failure.
+pub async fn step<T>(name: &str, work: impl Future<Output = Result<T, Error>>) -> Result<T, String> {
     match tokio::time::timeout(STEP_TIMEOUT, work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(format!("{name}: {e}")),
@@ -72,37 +73,37 @@ async fn step<T>(name: &str, work: impl Future<Output = Result<T, Error>>) -> Re
 pub const INTEROP_STEPS: [&str; 8] =
     ["echo", "fail", "counter", "counter-later", "reflect", "call-back", "hang", "not-implemented"];
 
-/// Connects to `address`, runs every step not named in `skip`, and disconnects.
-pub async fn client_interop(address: &str, skip: &[String]) -> Result<(), String> {
-    if let Some(unknown) = skip.iter().find(|s| !INTEROP_STEPS.contains(&s.as_str())) {
-        return Err(format!("unknown step {unknown:?}; steps are {INTEROP_STEPS:?}"));
+/// Checks that every name in `skip` is a step.
+pub fn check_step_names(skip: &[String]) -> Result<(), String> {
+    match skip.iter().find(|s| !INTEROP_STEPS.contains(&s.as_str())) {
+        Some(unknown) => Err(format!("unknown step {unknown:?}; steps are {INTEROP_STEPS:?}")),
+        None => Ok(()),
     }
-    let address = Address::parse(address).map_err(|e| e.to_string())?;
-    let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
-    let interop: interop::Client = connection.bootstrap();
-    for name in INTEROP_STEPS.iter().filter(|name| !skip.iter().any(|s| s == *name)) {
-        run_interop_step(&interop, name).await?;
-    }
-    step("disconnect", connection.disconnect()).await
 }
 
-/// Runs every step of the scenario. Returns the first wrong result.
-pub async fn run_interop_scenario(interop: &interop::Client) -> Result<(), String> {
-    for name in INTEROP_STEPS {
-        run_interop_step(interop, name).await?;
+/// Runs every step not named in `skip`, in order. Returns the first wrong result.
+pub async fn run_interop_steps(host: &impl CapHost, interop: &interop::Client, skip: &[String]) -> Result<(), String> {
+    check_step_names(skip)?;
+    for name in INTEROP_STEPS.iter().filter(|name| !skip.iter().any(|s| s == *name)) {
+        run_interop_step(host, interop, name).await?;
     }
     Ok(())
 }
 
+/// Runs every step of the scenario. Returns the first wrong result.
+pub async fn run_interop_scenario(host: &impl CapHost, interop: &interop::Client) -> Result<(), String> {
+    run_interop_steps(host, interop, &[]).await
+}
+
 /// Runs one step of the scenario by its name in [`INTEROP_STEPS`].
-pub async fn run_interop_step(interop: &interop::Client, name: &str) -> Result<(), String> {
+pub async fn run_interop_step(host: &impl CapHost, interop: &interop::Client, name: &str) -> Result<(), String> {
     match name {
         "echo" => echo_round_trips(interop).await,
         "fail" => fail_carries_kind_and_message(interop).await,
         "counter" => counter_counts_and_is_released(interop).await,
         "counter-later" => counter_later_resolves(interop).await,
-        "reflect" => reflect_returns_calls_to_caller(interop).await,
-        "call-back" => call_back_calls_caller(interop).await,
+        "reflect" => reflect_returns_calls_to_caller(host, interop).await,
+        "call-back" => call_back_calls_caller(host, interop).await,
         "hang" => hang_is_cancelled(interop).await,
         "not-implemented" => not_implemented_answers_unimplemented(interop).await,
         _ => Err(format!("unknown step {name:?}; steps are {INTEROP_STEPS:?}")),
@@ -226,10 +227,10 @@ pub async fn counter_later_resolves(interop: &interop::Client) -> Result<(), Str
 
 /// `reflect`: calls pipelined, on the promise and after resolution all reach our own counter in order
 /// (Resolve to a receiver-hosted cap, Disembargo).
-pub async fn reflect_returns_calls_to_caller(interop: &interop::Client) -> Result<(), String> {
+pub async fn reflect_returns_calls_to_caller(host: &impl CapHost, interop: &interop::Client) -> Result<(), String> {
     let local = LocalCounter::default();
     let mut request = interop.reflect_request();
-    request.get().set_counter(local.client());
+    request.get().set_counter(local.client(host)?);
     request.get().set_delay_ms(100);
     let sent = request.send();
     // Three calls: pipelined, on the unresolved promise, and after resolution. The server forwards
@@ -252,10 +253,10 @@ pub async fn reflect_returns_calls_to_caller(interop: &interop::Client) -> Resul
 }
 
 /// `callBack`: the server calls our counter `times` times.
-pub async fn call_back_calls_caller(interop: &interop::Client) -> Result<(), String> {
+pub async fn call_back_calls_caller(host: &impl CapHost, interop: &interop::Client) -> Result<(), String> {
     let local = LocalCounter::default();
     let mut request = interop.call_back_request();
-    request.get().set_counter(local.client());
+    request.get().set_counter(local.client(host)?);
     request.get().set_times(3);
     let total = step("callBack", async { Ok(request.send().promise.await?.get()?.get_total()) }).await?;
     check(total == 3 && local.calls() == 3, || {

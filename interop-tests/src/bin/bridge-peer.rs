@@ -1,0 +1,53 @@
+//! `bridge-peer`: the capnp-lean bridge (KJ underneath) as a server or client for the interop
+//! schemas, run as a separate process by the interop tests and the benchmark. Same commands,
+//! output and exit codes as `rust-peer`.
+//!
+//! ```text
+//! bridge-peer serve-interop --listen ADDR
+//! bridge-peer serve-calculator --listen ADDR
+//! bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
+//! bridge-peer client-calculator --connect ADDR
+//! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES
+//! ```
+
+use std::process::ExitCode;
+
+use interop_tests::bridge_peer::{bench_interop, client_calculator, client_interop, serve_until_killed, Service};
+use interop_tests::cli::{bench_config, option, skip_list};
+use interop_tests::rust_peer::run_local;
+
+const USAGE: &str = "usage:
+  bridge-peer serve-interop --listen ADDR
+  bridge-peer serve-calculator --listen ADDR
+  bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
+  bridge-peer client-calculator --connect ADDR
+  bridge-peer bench --connect ADDR --calls N --window W --payload BYTES
+ADDR is host:port or unix:/path";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("bridge-peer: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let listen = || option(args, "--listen", USAGE);
+    let connect = || option(args, "--connect", USAGE);
+    match args.first().map(String::as_str).unwrap_or("") {
+        "serve-interop" => serve_until_killed(listen()?, Service::Interop),
+        "serve-calculator" => serve_until_killed(listen()?, Service::Calculator),
+        "client-interop" => run_local(client_interop(connect()?, &skip_list(args, USAGE)?)),
+        "client-calculator" => run_local(client_calculator(connect()?)),
+        "bench" => {
+            let result = run_local(bench_interop(connect()?, bench_config(args, USAGE)?))?;
+            println!("{}", result.to_json());
+            Ok(())
+        }
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}

@@ -1,0 +1,82 @@
+//! The capnp-lean bridge as a peer: the same servers and client scenarios as
+//! [`rust_peer`](crate::rust_peer), hosted by a [`capnp_lean::Runtime`] (KJ underneath).
+
+use std::io::Write;
+
+use capnp_lean::{Connection, Runtime};
+use capnp_schemas::calculator_capnp::calculator;
+use capnp_schemas::interop_capnp::interop;
+
+use crate::host::BridgeHost;
+use crate::process::LISTENING_PREFIX;
+use crate::rust_peer::bench::{measure, BenchConfig, BenchResult};
+use crate::scenarios::calculator::run_calculator_scenario;
+use crate::scenarios::interop::{check_step_names, run_interop_steps};
+use crate::servers::calculator::CalculatorServer;
+use crate::servers::interop::InteropServer;
+
+/// Which bootstrap interface a bridge server offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// `interop.capnp`'s `Interop`.
+    Interop,
+    /// `calculator.capnp`'s `Calculator`.
+    Calculator,
+}
+
+/// The bootstrap capability for `service`, hosted by `runtime`.
+pub fn bootstrap_for(runtime: &Runtime, service: Service) -> Result<capnp::capability::Client, String> {
+    let host = BridgeHost(runtime.handle());
+    let hosted = match service {
+        Service::Interop => InteropServer::new(host).into_client().map(|c| c.client),
+        Service::Calculator => CalculatorServer::new_client(host).map(|c| c.client),
+    };
+    hosted.map_err(|e| format!("cannot host the {service:?} server: {e}"))
+}
+
+/// Listens on `address`, prints `listening on ADDR` (the bound address), and serves until the
+/// process is killed.
+pub fn serve_until_killed(address: &str, service: Service) -> Result<(), String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let bootstrap = bootstrap_for(&runtime, service)?;
+    let listener = capnp_lean::block_on(runtime.listen(address, &bootstrap))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{LISTENING_PREFIX}{}", listener.address())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| e.to_string())?;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Connects a bridge client to `address`.
+pub async fn connect(runtime: &Runtime, address: &str) -> Result<Connection, String> {
+    runtime.connect(address).await.map_err(|e| e.to_string())
+}
+
+/// Runs every `Interop` step not in `skip` from a bridge client (inside a tokio `LocalSet`).
+pub async fn client_interop(address: &str, skip: &[String]) -> Result<(), String> {
+    check_step_names(skip)?;
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let connection = connect(&runtime, address).await?;
+    let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
+    run_interop_steps(&BridgeHost(runtime.handle()), &interop, skip).await
+}
+
+/// Runs the `Calculator` scenario from a bridge client (inside a tokio `LocalSet`).
+pub async fn client_calculator(address: &str) -> Result<(), String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let connection = connect(&runtime, address).await?;
+    let calculator: calculator::Client = connection.bootstrap().map_err(|e| e.to_string())?;
+    run_calculator_scenario(&BridgeHost(runtime.handle()), &calculator).await
+}
+
+/// The benchmark from a bridge client.
+pub async fn bench_interop(address: &str, config: BenchConfig) -> Result<BenchResult, String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let connection = connect(&runtime, address).await?;
+    let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
+    measure("capnp-lean-bridge", &interop, config).await
+}

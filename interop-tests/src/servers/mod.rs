@@ -1,0 +1,5 @@
+//! The `Interop` and `Calculator` servers, written once over [`CapHost`](crate::host::CapHost)
+//! so the same behaviour is served by capnp-rpc and by the capnp-lean bridge.
+
+pub mod calculator;
+pub mod interop;
