@@ -41,6 +41,8 @@ pub fn abi_version() -> u32 {
 }
 
 #[allow(unsafe_code)]
+pub mod glue;
+#[allow(unsafe_code)]
 pub mod lean;
 #[allow(unsafe_code)]
 pub mod loader;

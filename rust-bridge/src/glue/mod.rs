@@ -1,0 +1,1 @@
+//! placeholder: the Lean-facing extern glue (issue 4).
