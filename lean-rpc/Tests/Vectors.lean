@@ -145,4 +145,34 @@ def runBuilders : IO Nat := do
       failures := failures + 1
   return failures
 
+/-- Constants and pointer-field defaults decode to their schema values. -/
+def runConstants : IO Nat := do
+  let checks : Except WireError (Array (String × Bool)) := Message.empty.read do
+    let point ← constStruct
+    let texts ← (← constList).toArray
+    let dflt : Defaults.Reader := ⟨StructReader.empty⟩
+    let dp ← dflt.getPoint
+    let ints ← (← dflt.getInts).toArray
+    return #[
+      ("constant struct", point.getX == 1 && point.getY == 2 && (← point.getLabel) == "const"),
+      ("constant list", texts == #["a", "b"]),
+      ("constant scalars", constInt == -42 && constUInt64 == 18446744073709551615 && constBool
+        && constFloat == 1.5 && constText == "hello" && constData.toList == [1, 2, 3]
+        && constEnum == TestEnum.qux && Outer.Inner.innerConst == 99),
+      ("struct field default", dp.getX == 7 && dp.getY == -9 && (← dp.getLabel) == "origin"),
+      ("list field default", ints.map (·.toInt) == #[1, -2, 3]),
+      ("text field default", (← dflt.getText) == "default \"text\"\n")]
+  match checks with
+  | .error e =>
+    IO.eprintln s!"FAIL constants: {e}"
+    return 1
+  | .ok results =>
+    let mut failures := 0
+    for (what, ok) in results do
+      if ok then IO.println s!"ok   {what}"
+      else
+        IO.eprintln s!"FAIL {what}"
+        failures := failures + 1
+    return failures
+
 end Tests.Vectors

@@ -174,35 +174,25 @@ pub(crate) fn bits_value(ty: &Type, bits: u64, lean: &Lean) -> String {
     }
 }
 
-/// A constant's Lean type and value expression; pointer constants are messages decoded on use.
-pub(crate) fn const_parts(ty: &Type, value: &ConstValue, lean: &Lean) -> (String, String) {
+/// A constant's Lean type and value expression. Pointer constants are decoded on use from a
+/// message whose bytes are the separate definition named `segment_name`.
+pub(crate) fn const_parts(ty: &Type, value: &ConstValue, segment_name: &str, lean: &Lean) -> (String, String) {
+    let pointer_body = |message: String| match ty {
+        Type::Struct(_) => format!("do return ⟨← {message}.rootPointer.readStructOr none⟩"),
+        Type::List(_) => format!("Capnp.ListOf.read {message}.rootPointer none"),
+        _ => format!("pure {message}.rootPointer"),
+    };
+    let reader = format!("Capnp.ReadM ({})", lean.reader_type(ty));
     match value {
         ConstValue::Bits(bits) => match ty {
             Type::Text => ("String".into(), "\"\"".into()),
             Type::Data => ("ByteArray".into(), "ByteArray.empty".into()),
-            Type::Struct(_) | Type::List(_) | Type::AnyPointer => {
-                (format!("Capnp.ReadM ({})", lean.reader_type(ty)), pointer_const_body(ty, None))
-            }
+            Type::Struct(_) | Type::List(_) | Type::AnyPointer => (reader, pointer_body("Capnp.Message.empty".into())),
             _ => (lean.reader_type(ty), bits_value(ty, *bits, lean)),
         },
         ConstValue::Text(text) => ("String".into(), string_literal(text)),
         ConstValue::Data(data) => ("ByteArray".into(), bytes_literal(data)),
-        ConstValue::Pointer(segment) => (
-            format!("Capnp.ReadM ({})", lean.reader_type(ty)),
-            pointer_const_body(ty, Some(segment)),
-        ),
-    }
-}
-
-fn pointer_const_body(ty: &Type, segment: Option<&Vec<u8>>) -> String {
-    let message = match segment {
-        Some(bytes) => format!("(Capnp.Message.ofSegment ({}))", bytes_literal(bytes)),
-        None => "Capnp.Message.empty".into(),
-    };
-    match ty {
-        Type::Struct(_) => format!("do return ⟨← {message}.rootPointer.readStructOr none⟩"),
-        Type::List(_) => format!("Capnp.ListOf.read {message}.rootPointer none"),
-        _ => format!("pure {message}.rootPointer"),
+        ConstValue::Pointer(_) => (reader, pointer_body(format!("(Capnp.Message.ofSegment {segment_name})"))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Enums, structs (readers, builders, pipelines, unions) and constants.
 
 use super::{accessor, bytes_literal, const_parts, ident, string_literal, Lean};
-use crate::ir::{Const, Default, Enum, Field, FieldKind, Location, Slot, Struct, Type};
+use crate::ir::{Const, ConstValue, Default, Enum, Field, FieldKind, Location, Slot, Struct, Type};
 use crate::names::escape_path;
 
 pub(crate) fn enum_decl(out: &mut Lean, en: &Enum) {
@@ -315,7 +315,12 @@ fn pipeline_accessor(out: &mut Lean, name: &str, field: &Field) {
 
 pub(crate) fn constant(out: &mut Lean, constant: &Const) {
     let name = escape_path(&constant.name);
-    let (ty, value) = const_parts(&constant.ty, &constant.value, out);
+    let segment_name = format!("{}Segment", escape_path(&constant.name));
+    if let ConstValue::Pointer(segment) = &constant.value {
+        out.line(&format!("/-- The encoded value of constant `{}`. -/", constant.name));
+        out.line(&format!("def {segment_name} : ByteArray := {}", bytes_literal(segment)));
+    }
+    let (ty, value) = const_parts(&constant.ty, &constant.value, &segment_name, out);
     out.line(&format!("/-- Constant `{}` (id 0x{:016x}). -/", constant.name, constant.id));
     out.line(&format!("def {name} : {ty} :="));
     out.line(&format!("  {value}"));

@@ -48,6 +48,12 @@ def capAt (msg : Message) (path : Array UInt16) : Except WireError CapHandle := 
     s ← p.readStructOr none
   return CapHandle.null
 
+/-- The capability a pipelined call on `path` resolves to, once the results are known. -/
+def resolveAt (path : Array UInt16) (results : Except RpcError Message) : Except RpcError CapHandle :=
+  match results with
+  | .error e => .error e
+  | .ok msg => (capAt msg path).mapError fun e => ⟨.failed, toString e⟩
+
 /-- Starts a call; promise capabilities forward it once resolved. -/
 partial def callOn (state : IO.Ref State) (target : CapHandle) (iface : UInt64) (method : UInt16)
     (params : Message) : BaseIO (Task (Except RpcError Message)) := do
@@ -76,11 +82,7 @@ def new : IO Backend := do
       let result ← callOn state target iface method params
       let id ← nextCall.modifyGet fun n => (n, n + 1)
       return ⟨id, result⟩
-    pipeline := fun pc path => do
-      let resolution := pc.result.map fun
-        | .error e => .error e
-        | .ok msg => (capAt msg path).mapError fun e => ⟨.failed, toString e⟩
-      register state (.promise resolution)
+    pipeline := fun pc path => register state (.promise (pc.result.map (resolveAt path)))
     release := fun h => state.modify fun s =>
       match s.caps[h.id]? with
       | some slot =>

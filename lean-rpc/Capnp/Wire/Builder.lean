@@ -229,7 +229,7 @@ def ListBuilder.ptr (l : ListBuilder) (i : Nat) : PointerSlot :=
 /-! ## Deep copy (for `set` of struct and list fields, and re-encoding) -/
 
 /-- Runs a read inside a build, with a fresh traversal budget. -/
-def liftRead (r : ReadM α) (budget : Nat := 8 * 1024 * 1024) : BuildM α :=
+def readInBuild (r : ReadM α) (budget : Nat := 8 * 1024 * 1024) : BuildM α :=
   match r.run' budget with
   | .ok a => pure a
   | .error e => throw e
@@ -245,15 +245,15 @@ mutual
 /-- Copies whatever `src` points to into `dst`, recursively; capabilities are re-added to the
 builder's table. -/
 partial def copyPointer (src : PointerReader) (dst : PointerSlot) : BuildM Unit := do
-  match ← liftRead src.target with
+  match ← readInBuild src.target with
   | .null => pure ()
   | .cap i => dst.setCap (src.msg.caps[i]?.getD CapHandle.null)
   | .struct .. =>
-    match ← liftRead src.readStruct with
+    match ← readInBuild src.readStruct with
     | some s => copyStruct s dst
     | none => pure ()
   | .list .. =>
-    match ← liftRead src.readList with
+    match ← readInBuild src.readList with
     | some l => copyList l dst
     | none => pure ()
 
@@ -270,7 +270,7 @@ partial def copyList (l : ListReader) (dst : PointerSlot) : BuildM Unit := do
   let b ← dst.initList enc l.count
   if l.elemSize == 7 then
     for i in [0:l.count] do
-      let e ← liftRead (l.getStruct i)
+      let e ← readInBuild (l.getStruct i)
       let t := b.getStruct i
       copyData l.msg l.seg e.dataByte t.seg t.dataByte e.dataSize
       for p in [0:e.ptrCount] do

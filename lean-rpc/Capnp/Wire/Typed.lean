@@ -58,11 +58,9 @@ instance : PrimElem Float := ⟨.eightBytes, fun l i => Float.ofBits (l.getU64 i
 instance [PrimElem α] : ListElem α := ⟨PrimElem.encoding (α := α), fun l i => pure (PrimElem.read l i)⟩
 instance [PrimElem α] : BuildElem α := ⟨PrimElem.encoding (α := α)⟩
 
-instance [StructReaderType R] : ListElem R :=
-  ⟨.composite (StructReaderType.dataWords R) (StructReaderType.pointerCount R),
-   fun l i => do return StructReaderType.wrap (← l.getStruct i)⟩
-instance [StructBuilderType B] : BuildElem B :=
-  ⟨.composite (StructBuilderType.dataWords B) (StructBuilderType.pointerCount B)⟩
+instance [h : StructReaderType R] : ListElem R :=
+  ⟨.composite h.dataWords h.pointerCount, fun l i => do return h.wrap (← l.getStruct i)⟩
+instance [h : StructBuilderType B] : BuildElem B := ⟨.composite h.dataWords h.pointerCount⟩
 
 instance : ListElem String := ⟨.pointer, fun l i => (l.ptr i).readTextOr ""⟩
 instance : ListElem ByteArray := ⟨.pointer, fun l i => (l.ptr i).readDataOr ByteArray.empty⟩
@@ -135,11 +133,11 @@ def Message.root [StructReaderType R] (m : Message) : Except WireError R :=
   m.read do return StructReaderType.wrap (← m.rootPointer.readStructOr none)
 
 /-- Builds a message whose root is a `B`. -/
-def buildMessage [StructBuilderType B] (fill : B → BuildM Unit) (firstSegmentWords : Nat := 1024)
+def buildMessage [h : StructBuilderType B] (fill : B → BuildM Unit) (firstSegmentWords : Nat := 1024)
     (growSegments := true) (caps : Array CapHandle := #[]) : Except WireError Message := do
   let act : BuildM Unit := do
-    let root ← rootSlot.initStruct (StructBuilderType.dataWords B) (StructBuilderType.pointerCount B)
-    fill (StructBuilderType.wrap root)
+    let root ← rootSlot.initStruct h.dataWords h.pointerCount
+    fill (h.wrap root)
   let (_, mb) ← act.run { MessageBuilder.new firstSegmentWords growSegments with caps }
   return mb.finish
 
