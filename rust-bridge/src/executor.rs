@@ -112,9 +112,12 @@ impl LoopTask {
                 return;
             }
             if let Some(future) = slot.as_mut() {
-                if future.as_mut().poll(&mut Context::from_waker(&task_waker)).is_ready()
-                    || self.cancel_requested.load(Ordering::Acquire)
-                {
+                // A panicking future is dropped (failing whatever call it served); the panic
+                // must not unwind into the C++ loop.
+                let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    future.as_mut().poll(&mut Context::from_waker(&task_waker)).is_ready()
+                }));
+                if polled.unwrap_or(true) || self.cancel_requested.load(Ordering::Acquire) {
                     *slot = None;
                 }
             }

@@ -72,6 +72,14 @@ unsafe fn take_callback<T>(user_data: *mut c_void) -> Box<T> {
     unsafe { Box::from_raw(user_data.cast::<T>()) }
 }
 
+/// Runs host code called back from C++: a panic must never unwind across the ABI, so it is
+/// caught here and reported on stderr (each callback's own contract says what then happens).
+fn contain_panic(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        eprintln!("capnp-lean: a panic in a {what} callback was contained");
+    }
+}
+
 /// A message going out: segments and borrowed capability handles (None = null capability).
 pub(crate) struct OutMessage<'a> {
     pub segments: &'a [&'a [u8]],
@@ -150,7 +158,7 @@ unsafe extern "C" fn connect_trampoline(
         Some(raw) => Ok(ConnectionHandle { raw }),
         None => Err(copy_error(err)),
     };
-    done(result);
+    contain_panic("connect", || done(result));
 }
 
 unsafe extern "C" fn listen_trampoline(
@@ -160,13 +168,14 @@ unsafe extern "C" fn listen_trampoline(
 ) {
     // SAFETY: user_data is the ListenDone boxed by `listen`; the ABI calls this exactly once.
     let done = unsafe { take_callback::<ListenDone>(user_data) };
-    done(NonNull::new(listener).map(|raw| ListenerHandle { raw }).ok_or_else(|| copy_error(err)));
+    let result = NonNull::new(listener).map(|raw| ListenerHandle { raw }).ok_or_else(|| copy_error(err));
+    contain_panic("listen", || done(result));
 }
 
 unsafe extern "C" fn task_trampoline(user_data: *mut c_void) {
     // SAFETY: user_data is the LoopTask boxed by `post`; the ABI runs each posted task once.
     let task = unsafe { take_callback::<LoopTask>(user_data) };
-    task();
+    contain_panic("loop task", task);
 }
 
 unsafe extern "C" fn dispatch_trampoline(
@@ -180,21 +189,20 @@ unsafe extern "C" fn dispatch_trampoline(
     // SAFETY: user_data is the Dispatch boxed by `new_server`, freed only by drop_trampoline,
     // which the ABI calls after the last dispatch.
     let dispatch = unsafe { &*user_data.cast::<Dispatch>() };
-    // A panic must not unwind into C++; dropping the handle while unwinding fails the call.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        dispatch.dispatch(interface_id, method_id, handle)
-    }));
+    // Dropping the handle while unwinding fails the call.
+    contain_panic("dispatch", || dispatch.dispatch(interface_id, method_id, handle));
 }
 
 unsafe extern "C" fn cancel_trampoline(user_data: *mut c_void, call: *mut sys::capnp_lean_server_call) {
     // SAFETY: as in dispatch_trampoline; the server outlives its cancel callbacks.
     let server = unsafe { &*user_data.cast::<Dispatch>() };
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.cancelled(call as usize)));
+    contain_panic("cancel", || server.cancelled(call as usize));
 }
 
 unsafe extern "C" fn drop_trampoline(user_data: *mut c_void) {
     // SAFETY: user_data is the Dispatch boxed by `new_server`; the ABI calls this exactly once.
-    drop(unsafe { take_callback::<Dispatch>(user_data) });
+    let server = unsafe { take_callback::<Dispatch>(user_data) };
+    contain_panic("server drop", || drop(server));
 }
 
 impl RuntimeHandle {
@@ -370,7 +378,8 @@ type DisconnectFn = Box<dyn FnOnce(Option<Error>) + Send>;
 unsafe extern "C" fn disconnect_trampoline(user_data: *mut c_void, err: *const sys::capnp_lean_error) {
     // SAFETY: user_data is the DisconnectFn boxed by `on_disconnect`; called exactly once per registration.
     let callback = unsafe { take_callback::<DisconnectFn>(user_data) };
-    callback(if err.is_null() { None } else { Some(copy_error(err)) });
+    let reason = if err.is_null() { None } else { Some(copy_error(err)) };
+    contain_panic("disconnect", || callback(reason));
 }
 
 impl ConnectionHandle {
@@ -452,7 +461,7 @@ type CallDone = Box<dyn FnOnce(bool) + Send>;
 unsafe extern "C" fn call_done_trampoline(user_data: *mut c_void, call: *mut sys::capnp_lean_call) {
     // SAFETY: user_data is the CallDone boxed by `start_call`; the ABI calls this exactly once.
     let done = unsafe { take_callback::<CallDone>(user_data) };
-    done(!call.is_null());
+    contain_panic("call completion", || done(!call.is_null()));
 }
 
 impl CapHandle {
