@@ -157,12 +157,13 @@ int capnp_lean_call_is_done(const capnp_lean_call* call) {
 capnp_lean_status capnp_lean_call_wait(capnp_lean_call* call, capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
     if (call == nullptr) return nullArgument(err, "call");
-    if (call->done.load(std::memory_order_acquire)) return CAPNP_LEAN_OK;
+    // Refused on the loop thread even when already done, so the rule never depends on timing.
     if (call->core->onLoopThread()) {
       return fail(err, CAPNP_LEAN_ERR_ON_LOOP_THREAD, CAPNP_LEAN_ERROR_FAILED,
                   "capnp_lean_call_wait called on the runtime's loop thread, where the call can "
                   "never complete; use the completion callback there");
     }
+    if (call->done.load(std::memory_order_acquire)) return CAPNP_LEAN_OK;
     std::unique_lock<std::mutex> lock(call->mutex);
     call->doneCv.wait(lock, [call]() { return call->done.load(); });
     return CAPNP_LEAN_OK;
