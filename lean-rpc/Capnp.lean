@@ -5,3 +5,4 @@ import Capnp.Gen.Calculator
 import Capnp.Gen.Interop
 import Capnp.Gen.TestImport
 import Capnp.Gen.TestAll
+import Capnp.Gen.Chat

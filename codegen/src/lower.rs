@@ -21,7 +21,10 @@ use crate::names::{module_name, upper_first};
 pub const STREAM_RESULT_ID: u64 = 0x995f_9a33_77c0_b16e;
 
 /// Names the generator itself declares inside every struct/interface namespace.
-const RESERVED_NESTED: &[&str] = &["Reader", "Builder", "Pipeline", "Which", "Client", "Server"];
+const RESERVED_NESTED: &[&str] = &[
+    "Reader", "Builder", "Pipeline", "Which", "Client", "Server", "Methods", "typeId", "dataWords",
+    "pointerCount", "interfaceId",
+];
 
 /// Lowers a whole request. `prefix` is the Lean module prefix (e.g. `Capnp.Gen`).
 pub fn lower(request: code_generator_request::Reader<'_>, prefix: &str) -> Result<Schema> {

@@ -40,6 +40,14 @@ fn committed_lean_for_test_schemas_is_current() {
 }
 
 #[test]
+fn committed_lean_for_the_newcomer_schema_is_current() {
+    let files = common::command(&common::newcomer_schemas()).generate().expect("generation");
+    assert_eq!(files.len(), 1, "annotation-only imports must not produce modules");
+    assert!(!files[0].contents.contains("import Capnp.Gen.Capnp"), "c++.capnp is only used for annotations");
+    check(&files);
+}
+
+#[test]
 fn output_is_deterministic_across_runs() {
     let first = common::command(&common::test_schemas()).generate().unwrap();
     let second = common::command(&common::test_schemas()).generate().unwrap();

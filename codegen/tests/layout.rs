@@ -11,7 +11,7 @@ use capnp::schema_capnp::{code_generator_request, field, node, type_};
 use capnpc_lean::ir::{FieldKind, Location, Schema, Struct};
 
 fn sets() -> Vec<common::SchemaSet> {
-    vec![common::project_schemas(), common::test_schemas()]
+    vec![common::project_schemas(), common::test_schemas(), common::newcomer_schemas()]
 }
 
 /// Bits of one value of a slot type, written independently of `ir::Type::data_bits`.

@@ -50,6 +50,11 @@ pub fn test_schemas() -> SchemaSet {
     }
 }
 
+/// A broad schema added late, written without looking at the generator.
+pub fn newcomer_schemas() -> SchemaSet {
+    SchemaSet { dir: repo_root().join("codegen/tests/schemas/newcomer"), files: vec!["chat.capnp"] }
+}
+
 pub fn command(set: &SchemaSet) -> capnpc_lean::CompilerCommand {
     let mut command = capnpc_lean::CompilerCommand::new();
     command.working_dir(&set.dir);

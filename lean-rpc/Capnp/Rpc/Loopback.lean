@@ -54,6 +54,9 @@ def resolveAt (path : Array UInt16) (results : Except RpcError Message) : Except
   | .error e => .error e
   | .ok msg => (capAt msg path).mapError fun e => ⟨.failed, toString e⟩
 
+instance : Inhabited (BaseIO (Task (Except RpcError Message))) :=
+  ⟨pure (Task.pure (.error ⟨.failed, "unreachable"⟩))⟩
+
 /-- Starts a call; promise capabilities forward it once resolved. -/
 partial def callOn (state : IO.Ref State) (target : CapHandle) (iface : UInt64) (method : UInt16)
     (params : Message) : BaseIO (Task (Except RpcError Message)) := do
@@ -82,14 +85,15 @@ def new : IO Backend := do
       let result ← callOn state target iface method params
       let id ← nextCall.modifyGet fun n => (n, n + 1)
       return ⟨id, result⟩
-    pipeline := fun pc path => register state (.promise (pc.result.map (resolveAt path)))
+    pipeline := fun pc path => do
+      return (← register state (.promise (pc.result.map (resolveAt path))))
     release := fun h => state.modify fun s =>
       match s.caps[h.id]? with
       | some slot =>
         if slot.refs ≤ 1 then { s with caps := s.caps.erase h.id }
         else { s with caps := s.caps.insert h.id { slot with refs := slot.refs - 1 } }
       | none => s
-    serve := fun dispatch => register state (.server dispatch)
+    serve := fun dispatch => do return (← register state (.server dispatch))
   }
 
 end Capnp.Rpc.Loopback
