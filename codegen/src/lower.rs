@@ -333,7 +333,6 @@ impl<'a> Lowering<'a> {
             let parent_methods = self.methods_of(current.id)?;
             ancestors.push((current, parent_methods));
         }
-        let mut method_names = HashSet::new();
         for method in methods.iter().chain(ancestors.iter().flat_map(|(_, m)| m)) {
             if ["cap", "dispatch", "serve"].contains(&method.name.as_str()) {
                 return Err(unsupported(
@@ -341,7 +340,6 @@ impl<'a> Lowering<'a> {
                     "this method name collides with a generated member of the client/server; rename the method",
                 ));
             }
-            method_names.insert(method.name.clone());
         }
         Ok(Interface { id, name, methods, superclasses, ancestors, generic: node.get_is_generic() })
     }

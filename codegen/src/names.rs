@@ -9,7 +9,9 @@ const LEAN_KEYWORDS: &[&str] = &[
     "private", "protected", "return", "section", "set_option", "show", "structure", "syntax",
     "then", "theorem", "try", "unless", "universe", "unsafe", "variable", "where", "with", "Type",
     "Prop", "Sort", "fun", "λ", "this", "break", "continue", "catch", "finally", "deriving",
-    "termination_by", "decreasing_by", "omit", "include", "nomatch", "nofun", "sorry",
+    "termination_by", "decreasing_by", "omit", "include", "nomatch", "nofun", "sorry", "public",
+    "meta", "module", "attribute", "scoped", "initialize", "builtin_initialize", "macro_rules",
+    "elab", "elab_rules", "declare_syntax_cat", "suffices", "obtain", "Σ", "fun",
 ];
 
 /// Escapes one identifier component if Lean would not accept it bare.

@@ -142,7 +142,7 @@ fn server(out: &mut Lean, name: &str, iface: &Interface, own: &TypeRef) {
     }
     out.line("  | _, _ => Capnp.Rpc.unimplementedCall iface method");
     out.blank();
-    out.line(&format!("/-- Hosts `s` on the current backend and returns a client for it. -/"));
+    out.line("/-- Hosts `s` on the current backend and returns a client for it. -/");
     out.line(&format!(
         "def {name}.Server.serve (s : {name}.Server) : Capnp.Rpc.RpcM {name}.Client := do return ⟨← Capnp.Rpc.serveDispatch s.dispatch⟩"
     ));

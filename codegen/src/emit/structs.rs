@@ -14,7 +14,7 @@ pub(crate) fn enum_decl(out: &mut Lean, en: &Enum) {
     for e in &en.enumerants {
         out.line(&format!("def {name}.{} : {name} := ⟨{}⟩", ident(&e.name), e.value));
     }
-    out.line(&format!("/-- The schema name of a known enumerant. -/"));
+    out.line("/-- The schema name of a known enumerant. -/");
     out.line(&format!("def {name}.name? (e : {name}) : Option String :="));
     out.line("  match e.raw.toNat with");
     for e in &en.enumerants {
@@ -227,11 +227,10 @@ fn builder_accessor(out: &mut Lean, st: &Struct, name: &str, field: &Field) {
         FieldKind::Slot(slot) => slot,
     };
     match (&slot.ty, slot.location) {
-        (_, Location::None) => {
-            if !disc.is_empty() {
-                out.line(&format!("def {name}.Builder.set{acc} {b} : Capnp.BuildM Unit := do {disc}pure ()"));
-            }
+        (_, Location::None) if !disc.is_empty() => {
+            out.line(&format!("def {name}.Builder.set{acc} {b} : Capnp.BuildM Unit := do {disc}pure ()"));
         }
+        (_, Location::None) => {}
         (Type::Bool, Location::Bit(bit)) => {
             let flip = if slot.default == Default::Bits(1) { "!" } else { "" };
             out.line(&format!(
