@@ -2,6 +2,7 @@
 //! under test, the servers and client scenarios they run, and the frame-decoding wiretap.
 pub mod bridge_peer;
 pub mod cli;
+pub mod demo;
 pub mod host;
 pub mod process;
 pub mod rust_peer;

@@ -82,13 +82,15 @@ pub async fn read(value: &value::Client) -> Result<f64, Error> {
     Ok(value.read_request().send().promise.await?.get()?.get_value())
 }
 
-fn operator(calculator: &calculator::Client, op: Operator) -> function::Client {
+/// Sends `operator(op)` and returns the (pipelined) function without waiting.
+pub fn operator(calculator: &calculator::Client, op: Operator) -> function::Client {
     let mut request = calculator.operator_request();
     request.get().set_op(op);
     request.send().pipeline.get_function()
 }
 
-fn define(calculator: &calculator::Client, arity: u32, body: &Term) -> function::Client {
+/// Sends `define(arity, body)` and returns the (pipelined) function without waiting.
+pub fn define(calculator: &calculator::Client, arity: u32, body: &Term) -> function::Client {
     let mut request = calculator.define_request();
     request.get().set_arity(arity);
     body.write(request.get().init_body());

@@ -1,0 +1,64 @@
+//! `two-party-demo`: the calculator over the capnp-lean bridge (KJ's two-party vat network).
+//!
+//! ```text
+//! two-party-demo                        server and client in one process, on loopback
+//! two-party-demo server --listen ADDR   serve the calculator as bootstrap until killed
+//! two-party-demo client --connect ADDR  run the client scenario; exit 0 only if all was right
+//! ```
+//! ADDR is `host:port` or `unix:PATH`. The client prints what it did and the RPC messages it
+//! caused, decoded off the wire; it fails unless all seven of Bootstrap, Call, Return, Finish,
+//! Resolve, Release and Disembargo appeared.
+
+use std::process::ExitCode;
+
+use capnp_lean::Runtime;
+use interop_tests::bridge_peer::{bootstrap_for, serve_until_killed, Service};
+use interop_tests::cli::option;
+use interop_tests::demo::run_client;
+
+const USAGE: &str = "usage:
+  two-party-demo                        (server and client in one process)
+  two-party-demo server --listen ADDR
+  two-party-demo client --connect ADDR
+ADDR is host:port or unix:PATH";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("two-party-demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        None => both_in_one_process(),
+        Some("server") => serve_until_killed(option(args, "--listen", USAGE)?, Service::Calculator),
+        Some("client") => client(option(args, "--connect", USAGE)?),
+        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+}
+
+fn client(address: &str) -> Result<(), String> {
+    let report = run_client(address, &mut std::io::stdout())?;
+    let missing = report.missing();
+    if missing.is_empty() {
+        println!("all results right; all seven message kinds seen");
+        Ok(())
+    } else {
+        Err(format!("results were right, but these message kinds never appeared: {missing:?}"))
+    }
+}
+
+fn both_in_one_process() -> Result<(), String> {
+    let server = Runtime::new().map_err(|e| e.to_string())?;
+    let bootstrap = bootstrap_for(&server, Service::Calculator)?;
+    let listener = capnp_lean::block_on(server.listen("127.0.0.1:0", &bootstrap))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    println!("server: serving the calculator on {} (KJ RpcSystem on its own loop thread)", listener.address());
+    client(&listener.address())
+}
