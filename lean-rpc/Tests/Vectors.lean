@@ -10,7 +10,7 @@ namespace Tests.Vectors
 
 open Capnp Capnp.Gen.TestAll Capnp.Gen.TestImport
 
-def testdata : System.FilePath := ".." / "capnp-schemas" / "testdata"
+def testdata : System.FilePath := System.FilePath.mk ".." / "capnp-schemas" / "testdata"
 
 def manifestLines (text : String) : Array String :=
   (text.splitOn "\n").filter (· ≠ "") |>.toArray

@@ -55,7 +55,7 @@ def run : IO Nat := do
   | .error e =>
     IO.eprintln s!"FAIL double-far pointer: {e}"
     failures := failures + 1
-  let bytes ← IO.FS.readBinFile ("../capnp-schemas/testdata" / "all_types.bin")
+  let bytes ← IO.FS.readBinFile (System.FilePath.mk "../capnp-schemas/testdata/all_types.bin")
   let render (m : Message) : Except WireError (Array String) := m.read do
     let r : AllTypes.Reader := ⟨← m.rootPointer.readStructOr none⟩
     let _ ← (← r.getStructField).getTextField

@@ -176,13 +176,16 @@ def pointerOffset (w : UInt64) : Int :=
   let raw := ((w &&& 0xffffffff) >>> 2).toNat
   if raw ≥ 2 ^ 29 then (raw : Int) - 2 ^ 30 else raw
 
+/-- The word a struct or list pointer at `word` points to. -/
+private def targetStart (word : Nat) (tag : UInt64) : ReadM Nat := do
+  let t : Int := (word : Int) + 1 + pointerOffset tag
+  if t < 0 then throw (WireError.outOfBounds "pointer before segment start")
+  return t.toNat
+
 private def decodeAt (seg word : Nat) (tag : UInt64) (fixedStart : Option Nat) : ReadM Target := do
   let start ← match fixedStart with
     | some s => pure s
-    | none =>
-      let t : Int := (word : Int) + 1 + pointerOffset tag
-      if t < 0 then throw (WireError.outOfBounds "pointer before segment start")
-      pure t.toNat
+    | none => targetStart word tag
   match (tag &&& 3).toNat with
   | 0 => return .struct seg start ((tag >>> 32) &&& 0xffff).toNat (tag >>> 48).toNat
   | 1 => return .list seg start ((tag >>> 32) &&& 7).toNat (tag >>> 35).toNat
