@@ -83,3 +83,34 @@ fn plugin_binary_writes_one_module_per_file() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn emitted_readers_use_the_ir_positions() {
+    use capnpc_lean::ir::{FieldKind, Location};
+    let mut checked = 0;
+    for set in [common::project_schemas(), common::test_schemas(), common::newcomer_schemas()] {
+        let command = common::command(&set);
+        let schema = command.lower().unwrap();
+        let files = capnpc_lean::emit(&schema);
+        for (module, file) in schema.modules.iter().zip(&files) {
+            for st in &module.structs {
+                for field in &st.fields {
+                    let FieldKind::Slot(slot) = &field.kind else { continue };
+                    let expected = match slot.location {
+                        Location::Byte(b) => format!("getU{} {b}", slot.ty.data_bits().unwrap()),
+                        Location::Bit(b) => format!("getBool {b}"),
+                        Location::Pointer(p) => format!("ptr {p})"),
+                        Location::None => continue,
+                    };
+                    let name = capnpc_lean::names::escape_path(&st.name);
+                    let prefix = format!("def {name}.Reader.get{} ", capnpc_lean::names::upper_first(&field.name));
+                    let start = file.contents.find(&prefix).unwrap_or_else(|| panic!("no reader {prefix}"));
+                    let definition: String = file.contents[start..].lines().take(2).collect();
+                    assert!(definition.contains(&expected), "{prefix}: expected `{expected}` in {definition}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 150, "{checked}");
+}

@@ -56,6 +56,17 @@ def run : IO Nat := do
       let reencoded := msg.reencode >>= Render.byName name
       if !(← check s!"{name} re-encode" reencoded expected) then
         failures := failures + 1
+      -- Re-encoding copies depth-first in pointer order, like capnp-rust: identical bytes.
+      let rustCopy ← IO.FS.readBinFile (testdata / s!"{name}.copy.bin")
+      match msg.reencode with
+      | .ok m =>
+        if m.toBytes.toList == rustCopy.toList then IO.println s!"ok   {name} re-encode is byte-identical to capnp-rust's copy"
+        else
+          IO.eprintln s!"FAIL {name}: re-encoded bytes differ from {name}.copy.bin"
+          failures := failures + 1
+      | .error e =>
+        IO.eprintln s!"FAIL {name}: re-encode: {e}"
+        failures := failures + 1
       let fragmented := msg.reencode (firstSegmentWords := 2) >>= fun m =>
         if m.segments.size < 2 then throw (WireError.malformed "expected several segments") else
         Message.ofBytes m.toBytes >>= Render.byName name

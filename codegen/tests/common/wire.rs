@@ -190,3 +190,62 @@ impl Message {
         self.bits_at(l.seg, l.start, bit, bits)
     }
 }
+
+/// Re-encodes a message into one segment the way the Lean runtime's `Message.reencode` does
+/// (depth-first: allocate an object, copy its data, then copy each pointer in order). Used to
+/// check that this order is also capnp-rust's, so the Lean test can compare bytes.
+pub fn reencode_like_lean(message: &Message) -> Vec<u64> {
+    let mut out = vec![0u64];
+    copy_pointer(message, message.root(), &mut out, 0);
+    out
+}
+
+fn offset_bits(from_word: usize, start: usize) -> u64 {
+    let offset = start as i64 - (from_word as i64 + 1);
+    ((offset as u64) << 2) & 0xffff_fffc
+}
+
+fn copy_pointer(m: &Message, src: PointerAt, out: &mut Vec<u64>, dst: usize) {
+    match m.resolve(src) {
+        Target::Null => {}
+        Target::Cap(index) => out[dst] = 3 | (u64::from(index) << 32),
+        Target::Struct(s) => {
+            let start = out.len();
+            out.resize(start + s.data_words + s.pointer_count, 0);
+            out[dst] = offset_bits(dst, start) | ((s.data_words as u64) << 32) | ((s.pointer_count as u64) << 48);
+            out[start..start + s.data_words].copy_from_slice(&m.segments[s.seg][s.data..s.data + s.data_words]);
+            for i in 0..s.pointer_count {
+                copy_pointer(m, m.pointer(s, i), out, start + s.data_words + i);
+            }
+        }
+        Target::List(l) if l.size == 7 => {
+            let per = l.data_words + l.pointer_count;
+            let words = l.count * per;
+            let start = out.len();
+            out.resize(start + 1 + words, 0);
+            out[dst] = 1 | offset_bits(dst, start) | (7 << 32) | ((words as u64) << 35);
+            out[start] = ((l.count as u64) << 2) | ((l.data_words as u64) << 32) | ((l.pointer_count as u64) << 48);
+            for i in 0..l.count {
+                let e = m.list_struct(l, i);
+                let at = start + 1 + i * per;
+                out[at..at + l.data_words].copy_from_slice(&m.segments[e.seg][e.data..e.data + e.data_words]);
+                for p in 0..l.pointer_count {
+                    copy_pointer(m, m.pointer(e, p), out, at + l.data_words + p);
+                }
+            }
+        }
+        Target::List(l) => {
+            let words = (l.count * Message::step_bits(l)).div_ceil(64);
+            let start = out.len();
+            out.resize(start + words, 0);
+            out[dst] = 1 | offset_bits(dst, start) | (u64::from(l.size) << 32) | ((l.count as u64) << 35);
+            if l.size == 6 {
+                for i in 0..l.count {
+                    copy_pointer(m, m.list_pointer(l, i), out, start + i);
+                }
+            } else {
+                out[start..start + words].copy_from_slice(&m.segments[l.seg][l.start..l.start + words]);
+            }
+        }
+    }
+}
