@@ -9,7 +9,8 @@ use crate::names::escape_path;
 /// `structure I.Client`: declared with the other wrapper types so struct fields can name it.
 pub(crate) fn client_type(out: &mut Lean, iface: &Interface) {
     let name = escape_path(&iface.name);
-    out.line(&format!("/-- A capability implementing `{}`. -/", iface.name));
+    let erased = if iface.generic { " Generic parameters are erased to `AnyPointer`." } else { "" };
+    out.line(&format!("/-- A capability implementing `{}`.{erased} -/", iface.name));
     out.line(&format!("structure {name}.Client where"));
     out.line("  cap : Capnp.CapHandle");
     out.line("deriving BEq, Inhabited");

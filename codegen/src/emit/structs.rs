@@ -29,7 +29,8 @@ pub(crate) fn enum_decl(out: &mut Lean, en: &Enum) {
 pub(crate) fn wrapper_types(out: &mut Lean, st: &Struct) {
     let name = escape_path(&st.name);
     let what = if st.is_group { "group" } else { "struct" };
-    out.line(&format!("/-- Reads {what} `{}`. -/", st.source));
+    let erased = if st.generic { " Generic parameters are erased to `AnyPointer`." } else { "" };
+    out.line(&format!("/-- Reads {what} `{}`.{erased} -/", st.source));
     out.line(&format!("structure {name}.Reader where"));
     out.line("  struct : Capnp.StructReader");
     out.line(&format!("/-- Builds {what} `{}`. -/", st.source));

@@ -131,7 +131,7 @@ structure Message.Body.Reaction.Pipeline where
   call : Capnp.Rpc.PendingCall
   path : Array UInt16
 
-/-- Reads struct `chat.capnp:Page`. -/
+/-- Reads struct `chat.capnp:Page`. Generic parameters are erased to `AnyPointer`. -/
 structure Page.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `chat.capnp:Page`. -/
@@ -499,7 +499,7 @@ def ChatServer.CreateResults.pointerCount : Nat := 2
 instance : Capnp.StructReaderType ChatServer.CreateResults.Reader := ⟨0, 2, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType ChatServer.CreateResults.Builder := ⟨0, 2, (⟨·⟩)⟩
 
-/-- Reads struct `chat.capnp:ChatServer.lookup$Params`. -/
+/-- Reads struct `chat.capnp:ChatServer.lookup$Params`. Generic parameters are erased to `AnyPointer`. -/
 structure ChatServer.LookupParams.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `chat.capnp:ChatServer.lookup$Params`. -/
@@ -515,7 +515,7 @@ def ChatServer.LookupParams.pointerCount : Nat := 1
 instance : Capnp.StructReaderType ChatServer.LookupParams.Reader := ⟨0, 1, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType ChatServer.LookupParams.Builder := ⟨0, 1, (⟨·⟩)⟩
 
-/-- Reads struct `chat.capnp:ChatServer.lookup$Results`. -/
+/-- Reads struct `chat.capnp:ChatServer.lookup$Results`. Generic parameters are erased to `AnyPointer`. -/
 structure ChatServer.LookupResults.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `chat.capnp:ChatServer.lookup$Results`. -/

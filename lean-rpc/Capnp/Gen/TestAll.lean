@@ -153,7 +153,7 @@ def Outer.Inner.pointerCount : Nat := 0
 instance : Capnp.StructReaderType Outer.Inner.Reader := ⟨1, 0, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType Outer.Inner.Builder := ⟨1, 0, (⟨·⟩)⟩
 
-/-- Reads struct `test_all.capnp:Box`. -/
+/-- Reads struct `test_all.capnp:Box`. Generic parameters are erased to `AnyPointer`. -/
 structure Box.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `test_all.capnp:Box`. -/
@@ -297,7 +297,7 @@ def Derived.GiveResults.pointerCount : Nat := 1
 instance : Capnp.StructReaderType Derived.GiveResults.Reader := ⟨0, 1, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType Derived.GiveResults.Builder := ⟨0, 1, (⟨·⟩)⟩
 
-/-- Reads struct `test_all.capnp:Derived.generic$Params`. -/
+/-- Reads struct `test_all.capnp:Derived.generic$Params`. Generic parameters are erased to `AnyPointer`. -/
 structure Derived.GenericParams.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `test_all.capnp:Derived.generic$Params`. -/
@@ -313,7 +313,7 @@ def Derived.GenericParams.pointerCount : Nat := 1
 instance : Capnp.StructReaderType Derived.GenericParams.Reader := ⟨0, 1, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType Derived.GenericParams.Builder := ⟨0, 1, (⟨·⟩)⟩
 
-/-- Reads struct `test_all.capnp:Derived.generic$Results`. -/
+/-- Reads struct `test_all.capnp:Derived.generic$Results`. Generic parameters are erased to `AnyPointer`. -/
 structure Derived.GenericResults.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `test_all.capnp:Derived.generic$Results`. -/
@@ -329,7 +329,7 @@ def Derived.GenericResults.pointerCount : Nat := 1
 instance : Capnp.StructReaderType Derived.GenericResults.Reader := ⟨0, 1, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType Derived.GenericResults.Builder := ⟨0, 1, (⟨·⟩)⟩
 
-/-- Reads struct `test_all.capnp:Store.get$Params`. -/
+/-- Reads struct `test_all.capnp:Store.get$Params`. Generic parameters are erased to `AnyPointer`. -/
 structure Store.GetParams.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `test_all.capnp:Store.get$Params`. -/
@@ -345,7 +345,7 @@ def Store.GetParams.pointerCount : Nat := 1
 instance : Capnp.StructReaderType Store.GetParams.Reader := ⟨0, 1, (⟨·⟩)⟩
 instance : Capnp.StructBuilderType Store.GetParams.Builder := ⟨0, 1, (⟨·⟩)⟩
 
-/-- Reads struct `test_all.capnp:Store.get$Results`. -/
+/-- Reads struct `test_all.capnp:Store.get$Results`. Generic parameters are erased to `AnyPointer`. -/
 structure Store.GetResults.Reader where
   struct : Capnp.StructReader
 /-- Builds struct `test_all.capnp:Store.get$Results`. -/
@@ -375,7 +375,7 @@ deriving BEq, Inhabited
 instance : Capnp.ListElem Derived.Client := ⟨.pointer, fun l i => do return ⟨← (l.ptr i).readCap⟩⟩
 instance : Capnp.BuildElem Derived.Client := ⟨.pointer⟩
 
-/-- A capability implementing `Store`. -/
+/-- A capability implementing `Store`. Generic parameters are erased to `AnyPointer`. -/
 structure Store.Client where
   cap : Capnp.CapHandle
 deriving BEq, Inhabited
