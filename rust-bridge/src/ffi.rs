@@ -469,6 +469,14 @@ impl CapHandle {
         Self { raw: NonNull::new(raw).expect("the ABI returned OK without a capability") }
     }
 
+    /// A new handle to the same capability (`capnp_lean_cap_clone`).
+    pub fn try_clone(&self) -> Result<CapHandle, Error> {
+        let mut out = ptr::null_mut();
+        // SAFETY: live capability, valid out-parameter.
+        check(|err| unsafe { sys::capnp_lean_cap_clone(self.raw.as_ptr(), &mut out, err) })?;
+        Ok(CapHandle::from_raw(out))
+    }
+
     /// The raw pointer, as an identity for `ClientHook::get_ptr`.
     pub fn address(&self) -> usize {
         self.raw.as_ptr() as usize
