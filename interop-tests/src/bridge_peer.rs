@@ -73,10 +73,33 @@ pub async fn client_calculator(address: &str) -> Result<(), String> {
     run_calculator_scenario(&BridgeHost(runtime.handle()), &calculator).await
 }
 
-/// The benchmark from a bridge client.
-pub async fn bench_interop(address: &str, config: BenchConfig) -> Result<BenchResult, String> {
+/// Where a bridge client's own code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientThread {
+    /// On the runtime's loop thread (`RuntimeRef::run`): calls never cross threads.
+    Loop,
+    /// On the caller's thread: every call and completion crosses to and from the loop thread.
+    Caller,
+}
+
+/// The benchmark from a bridge client whose code runs on `thread`.
+pub fn bench_interop(address: &str, config: BenchConfig, thread: ClientThread) -> Result<BenchResult, String> {
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
-    let connection = connect(&runtime, address).await?;
-    let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
-    measure("capnp-lean-bridge", &interop, config).await
+    let connection = capnp_lean::block_on(runtime.connect(address)).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    match thread {
+        ClientThread::Caller => crate::rust_peer::run_local(async {
+            let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
+            measure("capnp-lean-bridge-caller-thread", &interop, config).await
+        }),
+        ClientThread::Loop => {
+            let connection = std::sync::Arc::new(connection);
+            let on_loop = connection.clone();
+            capnp_lean::block_on(runtime.run(move || async move {
+                let interop: interop::Client = on_loop.bootstrap().map_err(|e| e.to_string())?;
+                measure("capnp-lean-bridge", &interop, config).await
+            }))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        }
+    }
 }

@@ -167,6 +167,30 @@ impl RuntimeRef {
         Ok(C::new(Box::new(BridgeClient::new(cap))))
     }
 
+    /// Runs the future that `make` builds on the loop thread and returns its output. Code that
+    /// makes many calls runs fastest this way: its calls and their completions never cross
+    /// threads (the same model as a native KJ program). `make` runs on the loop thread, so the
+    /// future may hold `!Send` values such as generated clients; it must not block.
+    pub fn run<T, Fut, F>(&self, make: F) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        let (sender, receiver) = oneshot::channel();
+        let shared = self.shared.clone();
+        let posted = self.shared.handle.post(Box::new(move || {
+            let future = make();
+            LoopTask::spawn(&shared, async move {
+                let _ = sender.send(future.await);
+            });
+        }));
+        async move {
+            posted?;
+            receiver.await.map_err(|_| Error::ShutDown)
+        }
+    }
+
     /// Runs a `!Send` future on the loop thread; only callable there (e.g. from a server
     /// method that wants work to outlive its call). The future is dropped, unfinished, if
     /// nothing can wake it any more or the runtime shuts down.

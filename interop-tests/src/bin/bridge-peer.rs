@@ -7,12 +7,14 @@
 //! bridge-peer serve-calculator --listen ADDR
 //! bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
 //! bridge-peer client-calculator --connect ADDR
-//! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES
+//! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
 //! ```
+//! `bench` runs the client code on the runtime's loop thread, or with `--caller-thread` on the
+//! main thread (every call then crosses threads twice).
 
 use std::process::ExitCode;
 
-use interop_tests::bridge_peer::{bench_interop, client_calculator, client_interop, serve_until_killed, Service};
+use interop_tests::bridge_peer::{bench_interop, client_calculator, client_interop, serve_until_killed, ClientThread, Service};
 use interop_tests::cli::{bench_config, option, skip_list};
 use interop_tests::rust_peer::run_local;
 
@@ -21,7 +23,7 @@ const USAGE: &str = "usage:
   bridge-peer serve-calculator --listen ADDR
   bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
   bridge-peer client-calculator --connect ADDR
-  bridge-peer bench --connect ADDR --calls N --window W --payload BYTES
+  bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
 ADDR is host:port or unix:/path";
 
 fn main() -> ExitCode {
@@ -44,7 +46,8 @@ fn run(args: &[String]) -> Result<(), String> {
         "client-interop" => run_local(client_interop(connect()?, &skip_list(args, USAGE)?)),
         "client-calculator" => run_local(client_calculator(connect()?)),
         "bench" => {
-            let result = run_local(bench_interop(connect()?, bench_config(args, USAGE)?))?;
+            let thread = if args.iter().any(|a| a == "--caller-thread") { ClientThread::Caller } else { ClientThread::Loop };
+            let result = bench_interop(connect()?, bench_config(args, USAGE)?, thread)?;
             println!("{}", result.to_json());
             Ok(())
         }
