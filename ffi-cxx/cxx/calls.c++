@@ -25,20 +25,21 @@ capnp_lean_status newCap(Core* core, capnp_lean_cap** out, capnp_lean_error** er
   return CAPNP_LEAN_OK;
 }
 
-namespace {
-
-void complete(capnp_lean_call* call, const ErrorData* error) {
+void completeCall(capnp_lean_call* call, const ErrorData* error) {
   if (error != nullptr) {
     call->failed = true;
     call->error = *error;
   }
+  call->done.store(true, std::memory_order_release);
+  if (call->onDone != nullptr) call->onDone(call->userData, call);
   {
     std::lock_guard<std::mutex> lock(call->mutex);
-    call->done.store(true, std::memory_order_release);
+    call->waitersReleased = true;
   }
   call->doneCv.notify_all();
-  if (call->onDone != nullptr) call->onDone(call->userData, call);
 }
+
+namespace {
 
 void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
               uint64_t interfaceId, uint16_t methodId, const OutgoingMessage& params) {
@@ -57,13 +58,13 @@ void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
       .then([call](capnp::Response<capnp::AnyPointer>&& results) {
         KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { call->results.copyFrom(results); })) {
           auto error = errorFromException(*e);
-          complete(call, &error);
+          completeCall(call, &error);
         } else {
-          complete(call, nullptr);
+          completeCall(call, nullptr);
         }
       }, [call](kj::Exception&& e) {
         auto error = errorFromException(e);
-        complete(call, &error);
+        completeCall(call, &error);
       })
       .eagerlyEvaluate(nullptr);
   (void)loop;
@@ -137,7 +138,7 @@ capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interfa
         sendCall(*loop, call, target, interface_id, method_id, message);
       })) {
         auto error = errorFromException(*e);
-        complete(call, &error);
+        completeCall(call, &error);
       }
     };
     if (!core->post(send)) {
@@ -163,9 +164,8 @@ capnp_lean_status capnp_lean_call_wait(capnp_lean_call* call, capnp_lean_error**
                   "capnp_lean_call_wait called on the runtime's loop thread, where the call can "
                   "never complete; use the completion callback there");
     }
-    if (call->done.load(std::memory_order_acquire)) return CAPNP_LEAN_OK;
     std::unique_lock<std::mutex> lock(call->mutex);
-    call->doneCv.wait(lock, [call]() { return call->done.load(); });
+    call->doneCv.wait(lock, [call]() { return call->waitersReleased; });
     return CAPNP_LEAN_OK;
   });
 }

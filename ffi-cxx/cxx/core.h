@@ -148,6 +148,10 @@ struct OutgoingMessage {
 
 kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string message);
 
+// Loop: records the outcome (error == nullptr: success), runs the completion callback, then
+// releases blocked waiters — so a wait returns only after the callback has run.
+void completeCall(capnp_lean_call* call, const ErrorData* error);
+
 capnp_lean_status shutDownError(capnp_lean_error** err);
 capnp_lean_status nullArgument(capnp_lean_error** err, const char* what);
 
@@ -183,7 +187,8 @@ struct capnp_lean_call {
 
   std::mutex mutex;
   std::condition_variable doneCv;
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false};  // results readable
+  bool waitersReleased = false;   // guarded by mutex: set after onDone has run
   // Immutable once `done` is set:
   bool failed = false;
   capnp_lean::ErrorData error;

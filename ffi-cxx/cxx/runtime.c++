@@ -154,16 +154,7 @@ void LoopState::teardown() {
     call->completion = nullptr;
     call->pipeline = nullptr;
     call->results.dropCaps();
-    if (!call->done.load()) {
-      call->failed = true;
-      call->error = shutDown;
-      {
-        std::lock_guard<std::mutex> lock(call->mutex);
-        call->done.store(true);
-      }
-      call->doneCv.notify_all();
-      if (call->onDone) call->onDone(call->userData, call);
-    }
+    if (!call->done.load()) completeCall(call, &shutDown);
   }
   for (auto* sc : std::vector<capnp_lean_server_call*>(serverCalls.begin(), serverCalls.end())) {
     if (serverCalls.count(sc) == 0) continue;

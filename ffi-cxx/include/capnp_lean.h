@@ -221,8 +221,8 @@ capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interfa
                                         capnp_lean_call** out, capnp_lean_error** err);
 /* Nonzero once the call has completed. */
 int capnp_lean_call_is_done(const capnp_lean_call* call);
-/* Blocks until the call completes; always refused (ERR_ON_LOOP_THREAD) on the loop thread, where
- * waiting could deadlock; use the completion callback there. */
+/* Blocks until the call completes and its completion callback has returned; always refused
+ * (ERR_ON_LOOP_THREAD) on the loop thread, where waiting could deadlock. */
 capnp_lean_status capnp_lean_call_wait(capnp_lean_call* call, capnp_lean_error** err);
 /* The results of a completed call: OK with a view, ERR_RPC with the call's error, or
  * ERR_NOT_READY. The view stays valid until the call handle is released. */
