@@ -1,7 +1,7 @@
 //! Runs the Lean package's own tests (`lake test` in `lean-rpc/`: vectors, builders, wire edge
 //! cases, Loopback RPC). Lean is not installed in CI, so without a toolchain this prints
 //! `SKIPPED: …` (the project's one discovery and skip rule, `lean_toolchain::test_support`);
-//! `CAPNP_LEAN_STRICT_LAKE=1` makes a missing `lake` a failure.
+//! `CAPNP_LEAN_STRICT=1` makes a missing `lake` a failure.
 
 mod common;
 

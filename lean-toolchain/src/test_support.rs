@@ -2,7 +2,9 @@
 //! the workspace so that they all look in the same places (via [`Discovery`]).
 //!
 //! Absent → print `SKIPPED: <what, how to get it>` and let the test pass; with
-//! `CAPNP_LEAN_STRICT=1` → panic instead, so CI cannot go green by skipping.
+//! `CAPNP_LEAN_STRICT=1` → panic instead, for every kind of skip. Because `cargo test` hides
+//! the output of passing tests, each skip is also appended to the file named by
+//! `CAPNP_LEAN_SKIP_LOG` (the test script prints it), so a skip is never silent.
 
 use std::path::{Path, PathBuf};
 
@@ -24,24 +26,21 @@ pub fn strict() -> bool {
     std::env::var("CAPNP_LEAN_STRICT").is_ok_and(|v| v == "1")
 }
 
-/// Whether tests that need `lake` must fail when it is absent (`CAPNP_LEAN_STRICT_LAKE=1`).
-/// Separate from [`strict`] because CI has the runtime but, by design, no toolchain.
-pub fn strict_lake() -> bool {
-    std::env::var("CAPNP_LEAN_STRICT_LAKE").is_ok_and(|v| v == "1")
-}
-
-/// Prints `SKIPPED: {what}`, or panics when `fail` is set.
-fn skip_or_fail(what: &str, fail: bool, var: &str) -> Option<std::convert::Infallible> {
-    if fail {
-        panic!("{var}=1 and {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    None
-}
-
-/// Skips (returns `None` after printing `SKIPPED: …`) or, with `CAPNP_LEAN_STRICT=1`, panics.
+/// Skips (returns `None` after printing and logging `SKIPPED: …`) or, with
+/// `CAPNP_LEAN_STRICT=1`, panics.
 pub fn skip(what: &str) -> Option<std::convert::Infallible> {
-    skip_or_fail(what, strict(), "CAPNP_LEAN_STRICT")
+    if strict() {
+        panic!("CAPNP_LEAN_STRICT=1 and {what}");
+    }
+    let line = format!("SKIPPED: {what}");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("CAPNP_LEAN_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+    None
 }
 
 /// The Lean runtime for tests: `LEAN_SYSROOT`, then `<repo>/.lean-runtime`, then a toolchain.
@@ -61,7 +60,7 @@ pub fn toolchain_or_skip(package_dir: &Path) -> Option<LeanInstall> {
     match Discovery::new().with_package_dir(package_dir).require_toolchain(true).find() {
         Ok(install) => Some(install),
         Err(e) => {
-            skip_or_fail(&format!("no Lean toolchain with lake ({e}); install Lean 4.35.0 with elan or set LEAN_SYSROOT"), strict_lake(), "CAPNP_LEAN_STRICT_LAKE")?;
+            skip(&format!("no Lean toolchain with lake ({e}); install Lean 4.35.0 with elan or set LEAN_SYSROOT"))?;
             None
         }
     }

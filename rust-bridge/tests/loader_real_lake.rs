@@ -1,7 +1,7 @@
 //! Where a Lean toolchain with `lake` exists, the whole normal path with a real Lake package:
 //! `lean_toolchain::build_capability` → manifest (prototypes read from Lake's IR) → loader →
 //! typed calls, with an `initialize` block that must run before the end of initialization.
-//! Skips without `lake` (fails instead under `CAPNP_LEAN_STRICT_LAKE=1`).
+//! Skips without `lake` (fails instead under `CAPNP_LEAN_STRICT=1`).
 
 mod loader_support;
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages capnp-lean builds against (Debian/Ubuntu), or stops with one line
+# naming them. Sourced by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+
+missing=()
+command -v capnp >/dev/null 2>&1 || missing+=(capnproto)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if ! pkg-config --exists capnp-rpc kj-async 2>/dev/null; then missing+=(libcapnp-dev); fi
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "capnp-lean: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then
+    echo "capnp-lean: installing ${missing[*]}"
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "capnp-lean: missing system packages; install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+command -v cargo >/dev/null 2>&1 || { echo "capnp-lean: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
