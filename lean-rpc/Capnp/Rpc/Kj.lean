@@ -250,15 +250,16 @@ def Context.call (ctx : Context) (target : CapHandle) (iface : UInt64) (method :
   let caps ← ctx.capTable msg.caps
   let promise ← IO.Promise.new (α := Except RpcError Message)
   let id ← ctx.state.modifyGet fun s => (s.nextId, { s with nextId := s.nextId + 1 })
+  -- Resolve first, then forget the call: with the check below, no entry outlives its call.
   let onDone : Except IO.Error Payload → BaseIO Unit := fun r => do
-    ctx.state.modify fun s => { s with calls := s.calls.erase id }
     match r with
     | .error e => promise.resolve (.error (RpcError.ofIOError e))
     | .ok p => promise.resolve (.ok (← ctx.toMessage p))
+    ctx.state.modify fun s => { s with calls := s.calls.erase id }
   let call ← cap.call iface method msg.segments caps onDone
   let result := promise.result?.map (·.getD (.error ⟨.disconnected, "the call was dropped"⟩))
   ctx.state.modify fun s => { s with calls := s.calls.insert id call }
-  -- `onDone` may already have run on the loop thread; then nothing will remove the entry.
+  -- `onDone` may already have run on the loop thread (before the insert): drop the entry here.
   if ← IO.hasFinished result then
     ctx.state.modify fun s => { s with calls := s.calls.erase id }
   return ⟨id, result⟩
