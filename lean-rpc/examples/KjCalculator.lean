@@ -58,9 +58,7 @@ def scenario (calc : Calculator.Client) : RpcM Unit := do
   let result ← awaitOk (← (← applied.pipeline.getValue).read)
   check "evaluate(apply(product served by Lean, 4, 2.5))" (result.getValue == 10.0)
 
-def main (args : List String) : IO UInt32 := do
-  let some address := args.head?
-    | IO.eprintln "usage: kj-calculator HOST:PORT"; return 2
+def run (address : String) : IO UInt32 := do
   let rt ← Kj.Runtime.new
   let session ← Kj.connect rt address
   try
@@ -73,3 +71,8 @@ def main (args : List String) : IO UInt32 := do
   finally
     session.connection.close
     rt.shutdown
+
+def main (args : List String) : IO UInt32 :=
+  match args with
+  | [address] => run address
+  | _ => IO.eprintln "usage: kj-calculator HOST:PORT" *> pure 2

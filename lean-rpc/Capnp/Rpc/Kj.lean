@@ -176,7 +176,7 @@ opaque ServerCall.fail (c : @& ServerCall) (kind : UInt32) (message : @& String)
 /-! ## Errors -/
 
 /-- The numbering the glue and the C ABI use. -/
-def ErrorKind.toUInt32 : ErrorKind → UInt32
+def _root_.Capnp.Rpc.ErrorKind.toUInt32 : ErrorKind → UInt32
   | .failed => 0
   | .overloaded => 1
   | .disconnected => 2
@@ -190,7 +190,7 @@ private def kindOfName : String → Option ErrorKind
   | _ => none
 
 /-- Reads `[capnp:<kind>] <message>` (the glue's error text); any other error is `failed`. -/
-def RpcError.ofIOError (e : IO.Error) : RpcError := Id.run do
+def _root_.Capnp.Rpc.RpcError.ofIOError (e : IO.Error) : RpcError := Id.run do
   let text := toString e
   let chars := text.toList
   let pre := "[capnp:".toList
@@ -202,7 +202,7 @@ def RpcError.ofIOError (e : IO.Error) : RpcError := Id.run do
   | none => return ⟨.failed, text⟩
 
 /-- The glue's error text for an `RpcError`. -/
-def RpcError.toIOError (e : RpcError) : IO.Error :=
+def _root_.Capnp.Rpc.RpcError.toIOError (e : RpcError) : IO.Error :=
   let name := match e.kind with
     | .failed => "failed" | .overloaded => "overloaded"
     | .disconnected => "disconnected" | .unimplemented => "unimplemented"
@@ -222,7 +222,8 @@ structure Context where
   state : IO.Ref State
 
 def Context.new (rt : Runtime) : BaseIO Context := do
-  return { runtime := rt, state := ← IO.mkRef {} }
+  let state ← IO.mkRef ({} : State)
+  return { runtime := rt, state }
 
 /-- Registers a reference; the table now owns it. -/
 def Context.register (ctx : Context) (cap : Cap) : BaseIO CapHandle :=
@@ -249,20 +250,20 @@ def Context.call (ctx : Context) (target : CapHandle) (iface : UInt64) (method :
   let cap ← ctx.lookup target
   let caps ← ctx.capTable msg.caps
   let promise ← IO.Promise.new (α := Except RpcError Message)
-  let id ← ctx.state.modifyGet fun s => (s.nextId, { s with nextId := s.nextId + 1 })
+  let callId ← ctx.state.modifyGet fun s => (s.nextId, { s with nextId := s.nextId + 1 })
   -- Resolve first, then forget the call: with the check below, no entry outlives its call.
   let onDone : Except IO.Error Payload → BaseIO Unit := fun r => do
     match r with
     | .error e => promise.resolve (.error (RpcError.ofIOError e))
     | .ok p => promise.resolve (.ok (← ctx.toMessage p))
-    ctx.state.modify fun s => { s with calls := s.calls.erase id }
+    ctx.state.modify fun s => { s with calls := s.calls.erase callId }
   let call ← cap.call iface method msg.segments caps onDone
   let result := promise.result?.map (·.getD (.error ⟨.disconnected, "the call was dropped"⟩))
-  ctx.state.modify fun s => { s with calls := s.calls.insert id call }
+  ctx.state.modify fun s => { s with calls := s.calls.insert callId call }
   -- `onDone` may already have run on the loop thread (before the insert): drop the entry here.
   if ← IO.hasFinished result then
-    ctx.state.modify fun s => { s with calls := s.calls.erase id }
-  return ⟨id, result⟩
+    ctx.state.modify fun s => { s with calls := s.calls.erase callId }
+  return ⟨callId, result⟩
 
 def Context.broken (ctx : Context) (e : RpcError) : IO CapHandle := do
   ctx.register (← ctx.runtime.brokenCap e.kind.toUInt32 e.message)

@@ -9,7 +9,7 @@
 //! What it promises:
 //! - every extern returns an IO result; failures are `IO.userError` whose text starts with
 //!   `[capnp:<kind>] ` (`failed`, `overloaded`, `disconnected`, `unimplemented`), which
-//!   `Capnp.Rpc.Kj.RpcError.ofIOError` parses back into an `RpcError`;
+//!   `Capnp.Rpc.RpcError.ofIOError` (in `Capnp/Rpc/Kj.lean`) parses back into an `RpcError`;
 //! - capability, call, server-call, resolver, connection, listener and runtime handles are
 //!   Lean `External` objects; their finalizers release the handle (for a capability: Release on
 //!   the wire once no other handle refers to it). Explicit release externs exist for
