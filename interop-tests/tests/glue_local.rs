@@ -72,6 +72,8 @@ fn baseio_closures_take_a_world_token_exactly_as_the_runtime_applies_them() {
     // IO result around it); its value is borrowed from the task, so we take a reference.
     let task = unsafe { Obj::from_raw(as_task(act.into_raw(), Obj::boxed(0).into_raw())) };
     assert_eq!(task.tag(), lean::abi::TASK as usize, "BaseIO returns the Task itself");
+    // SAFETY: the task is finished (no task manager: it ran at once); its value lives as long as
+    // the task, and `from_borrowed` takes our own reference.
     let value = unsafe { Obj::from_borrowed(task_get(task.as_ptr())) };
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(value.unbox(), Some(42), "a BaseIO closure returns its value unwrapped");
