@@ -24,6 +24,9 @@ use std::task::{Context, Poll, Waker};
 
 pub(crate) type CapTable = Vec<Option<Box<dyn ClientHook>>>;
 
+/// First segment of a request without a size hint (words).
+const DEFAULT_FIRST_SEGMENT_WORDS: u32 = 64;
+
 /// Identifies hooks created by this module (compared by address, like KJ's brands).
 static BRAND: u8 = 0;
 
@@ -82,10 +85,10 @@ impl ClientHook for BridgeClient {
     }
 
     fn new_call(&self, interface_id: u64, method_id: u16, size_hint: Option<MessageSize>) -> Request<any_pointer::Owned, any_pointer::Owned> {
-        let mut allocator = HeapAllocator::new();
-        if let Some(hint) = size_hint {
-            allocator = allocator.first_segment_words(hint.word_count.clamp(16, 1 << 20) as u32 + 1);
-        }
+        // capnp's default first segment (1024 words) is zeroed for every request; most params
+        // are small and the message grows on demand, so start small unless told otherwise.
+        let first_words = size_hint.map_or(DEFAULT_FIRST_SEGMENT_WORDS, |hint| hint.word_count.clamp(16, 1 << 20) as u32 + 1);
+        let allocator = HeapAllocator::new().first_segment_words(first_words);
         Request::new(Box::new(BridgeRequest {
             target: self.cap.clone(),
             interface_id,
@@ -308,7 +311,8 @@ pub(crate) struct BridgeResults {
 
 impl BridgeResults {
     pub fn new(slot: ResultsSlot) -> Self {
-        Self { message: Some(message::Builder::new_default()), cap_table: Vec::new(), slot }
+        let allocator = HeapAllocator::new().first_segment_words(DEFAULT_FIRST_SEGMENT_WORDS);
+        Self { message: Some(message::Builder::new(allocator)), cap_table: Vec::new(), slot }
     }
 }
 
