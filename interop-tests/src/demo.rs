@@ -13,18 +13,10 @@ use crate::host::{BridgeHost, CapHost};
 use crate::scenarios::calculator::{define, evaluate, operator, read, LocalPower, Term};
 use crate::scenarios::interop::step;
 use crate::servers::calculator::call_function;
-use crate::wiretap::{CallTarget, Direction, MessageKind, ReturnOutcome, RpcMessage, SendResultsTo, WireEvent, WireTap};
+use crate::wiretap::{CallTarget, Direction, MessageKind, ReturnOutcome, RpcMessage, SendResultsTo, WireEvent, WireTap, SEVEN_KINDS};
 
 /// The message kinds the demo must put on the wire.
-pub const REQUIRED_KINDS: [MessageKind; 7] = [
-    MessageKind::Bootstrap,
-    MessageKind::Call,
-    MessageKind::Return,
-    MessageKind::Finish,
-    MessageKind::Resolve,
-    MessageKind::Release,
-    MessageKind::Disembargo,
-];
+pub const REQUIRED_KINDS: [MessageKind; 7] = SEVEN_KINDS;
 
 /// What a demo run established.
 pub struct DemoReport {

@@ -14,7 +14,7 @@ use interop_tests::scenarios::interop::{
     call_back_calls_caller, counter_counts_and_is_released, counter_later_resolves, echo, echo_round_trips,
     reflect_returns_calls_to_caller, run_interop_scenario, INTEROP_STEPS,
 };
-use interop_tests::wiretap::{MessageKind, RpcMessage, SendResultsTo, WireEvent, WireTap};
+use interop_tests::wiretap::{MessageKind, RpcMessage, SendResultsTo, WireEvent, WireTap, SEVEN_KINDS};
 
 const RUST_PEER: &str = env!("CARGO_BIN_EXE_rust-peer");
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
@@ -27,9 +27,7 @@ fn serve(peer: &str, command: &str, listen: &str) -> PeerProcess {
 }
 
 fn assert_kinds_seen(tap: &WireTap, kinds: &[MessageKind]) {
-    for kind in kinds {
-        assert!(tap.wait_for(*kind, WIRE_TIMEOUT), "{kind:?} never appeared on the wire:\n{}", tap.transcript());
-    }
+    tap.assert_kinds_seen(kinds, WIRE_TIMEOUT);
 }
 
 fn saw_call_sent_to_yourself(events: &[WireEvent]) -> bool {
@@ -54,15 +52,7 @@ where
     }
 }
 
-const ALL_SEVEN: [MessageKind; 7] = [
-    MessageKind::Bootstrap,
-    MessageKind::Call,
-    MessageKind::Return,
-    MessageKind::Finish,
-    MessageKind::Resolve,
-    MessageKind::Release,
-    MessageKind::Disembargo,
-];
+const ALL_SEVEN: [MessageKind; 7] = SEVEN_KINDS;
 
 // ---- bridge client ↔ capnp-rpc server -------------------------------------------------------
 

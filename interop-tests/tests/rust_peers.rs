@@ -37,9 +37,7 @@ fn run_client_through(tap: &WireTap, command: &str) {
 
 /// Waits for each kind in turn: the tap records asynchronously to the client finishing.
 fn assert_kinds_seen(tap: &WireTap, kinds: &[MessageKind]) {
-    for kind in kinds {
-        assert!(tap.wait_for(*kind, WIRE_TIMEOUT), "{kind:?} never appeared on the wire:\n{}", tap.transcript());
-    }
+    tap.assert_kinds_seen(kinds, WIRE_TIMEOUT);
 }
 
 const CORE_KINDS: [MessageKind; 6] = [

@@ -80,6 +80,19 @@ fn contain_panic(what: &str, f: impl FnOnce()) {
     }
 }
 
+/// Boxes `callback` and passes it to an ABI function as `user_data`. Once that function succeeds
+/// the ABI owns it (the matching trampoline frees it, exactly once); if it fails the ABI never
+/// saw it, so it is freed here.
+fn hand_over<T, R>(callback: T, call: impl FnOnce(*mut c_void) -> Result<R, Error>) -> Result<R, Error> {
+    let user_data = Box::into_raw(Box::new(callback));
+    let result = call(user_data.cast());
+    if result.is_err() {
+        // SAFETY: the ABI refused the call, so ownership of user_data never left us.
+        drop(unsafe { Box::from_raw(user_data) });
+    }
+    result
+}
+
 /// A message going out: segments and borrowed capability handles (None = null capability).
 pub(crate) struct OutMessage<'a> {
     pub segments: &'a [&'a [u8]],
@@ -228,63 +241,45 @@ impl RuntimeHandle {
     }
 
     pub fn post(&self, task: LoopTask) -> Result<(), Error> {
-        let user_data = Box::into_raw(Box::new(task));
-        // SAFETY: live runtime; on success the ABI owns user_data until task_trampoline runs.
-        let result = check(|err| unsafe {
-            sys::capnp_lean_runtime_post(self.raw.as_ptr(), Some(task_trampoline), user_data.cast(), err)
-        });
-        if result.is_err() {
-            // SAFETY: the ABI refused the task, so user_data is still ours to free.
-            drop(unsafe { Box::from_raw(user_data) });
-        }
-        result
+        hand_over(task, |user_data| {
+            // SAFETY: live runtime; task_trampoline consumes user_data as a LoopTask.
+            check(|err| unsafe { sys::capnp_lean_runtime_post(self.raw.as_ptr(), Some(task_trampoline), user_data, err) })
+        })
     }
 
     /// Runs `task` on the loop thread after `delay` (or earlier, at shutdown).
     pub fn post_after(&self, delay: std::time::Duration, task: LoopTask) -> Result<(), Error> {
-        let user_data = Box::into_raw(Box::new(task));
         let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-        // SAFETY: live runtime; on success the ABI owns user_data until task_trampoline runs.
-        let result = check(|err| unsafe {
-            sys::capnp_lean_runtime_post_after(self.raw.as_ptr(), micros, Some(task_trampoline), user_data.cast(), err)
-        });
-        if result.is_err() {
-            // SAFETY: the ABI refused the task, so user_data is still ours to free.
-            drop(unsafe { Box::from_raw(user_data) });
-        }
-        result
+        hand_over(task, |user_data| {
+            // SAFETY: live runtime; task_trampoline consumes user_data as a LoopTask.
+            check(|err| unsafe {
+                sys::capnp_lean_runtime_post_after(self.raw.as_ptr(), micros, Some(task_trampoline), user_data, err)
+            })
+        })
     }
 
     pub fn connect(&self, address: &str, bootstrap: Option<&CapHandle>, done: ConnectDone) -> Result<(), Error> {
-        let user_data = Box::into_raw(Box::new(done));
-        // SAFETY: live runtime; the address is copied by the ABI; on success the ABI owns
-        // user_data until connect_trampoline runs (exactly once).
-        let result = check(|err| unsafe {
-            sys::capnp_lean_connect(
-                self.raw.as_ptr(), address.as_ptr(), address.len(),
-                bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()),
-                Some(connect_trampoline), user_data.cast(), err)
-        });
-        if result.is_err() {
-            // SAFETY: refused, so user_data was never handed over.
-            drop(unsafe { Box::from_raw(user_data) });
-        }
-        result
+        hand_over(done, |user_data| {
+            // SAFETY: live runtime; the address is copied by the ABI; connect_trampoline
+            // consumes user_data as a ConnectDone.
+            check(|err| unsafe {
+                sys::capnp_lean_connect(
+                    self.raw.as_ptr(), address.as_ptr(), address.len(),
+                    bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()),
+                    Some(connect_trampoline), user_data, err)
+            })
+        })
     }
 
     pub fn listen(&self, address: &str, bootstrap: &CapHandle, done: ListenDone) -> Result<(), Error> {
-        let user_data = Box::into_raw(Box::new(done));
-        // SAFETY: as in `connect`.
-        let result = check(|err| unsafe {
-            sys::capnp_lean_listen(
-                self.raw.as_ptr(), address.as_ptr(), address.len(), bootstrap.raw.as_ptr(),
-                Some(listen_trampoline), user_data.cast(), err)
-        });
-        if result.is_err() {
-            // SAFETY: refused, so user_data was never handed over.
-            drop(unsafe { Box::from_raw(user_data) });
-        }
-        result
+        hand_over(done, |user_data| {
+            // SAFETY: as in `connect`, with listen_trampoline consuming a ListenDone.
+            check(|err| unsafe {
+                sys::capnp_lean_listen(
+                    self.raw.as_ptr(), address.as_ptr(), address.len(), bootstrap.raw.as_ptr(),
+                    Some(listen_trampoline), user_data, err)
+            })
+        })
     }
 
     pub fn adopt_fd(&self, fd: OwnedFd, is_server: bool, bootstrap: Option<&CapHandle>) -> Result<ConnectionHandle, Error> {
@@ -300,21 +295,16 @@ impl RuntimeHandle {
     }
 
     pub fn new_server(&self, dispatch: Dispatch) -> Result<CapHandle, Error> {
-        let user_data = Box::into_raw(Box::new(dispatch));
         let mut raw = ptr::null_mut();
-        // SAFETY: on success the ABI owns user_data until drop_trampoline runs.
-        let result = check(|err| unsafe {
-            sys::capnp_lean_server_new(self.raw.as_ptr(), Some(dispatch_trampoline),
-                Some(cancel_trampoline), Some(drop_trampoline), user_data.cast(), &mut raw, err)
-        });
-        match result {
-            Ok(()) => Ok(CapHandle::from_raw(raw)),
-            Err(e) => {
-                // SAFETY: refused, so user_data was never handed over.
-                drop(unsafe { Box::from_raw(user_data) });
-                Err(e)
-            }
-        }
+        hand_over(dispatch, |user_data| {
+            // SAFETY: the trampolines borrow user_data as a Dispatch until drop_trampoline
+            // frees it; `raw` is a valid out-parameter.
+            check(|err| unsafe {
+                sys::capnp_lean_server_new(self.raw.as_ptr(), Some(dispatch_trampoline),
+                    Some(cancel_trampoline), Some(drop_trampoline), user_data, &mut raw, err)
+            })
+        })?;
+        Ok(CapHandle::from_raw(raw))
     }
 
     pub fn new_promise_cap(&self) -> Result<(CapHandle, ResolverHandle), Error> {
@@ -392,16 +382,12 @@ impl ConnectionHandle {
 
     /// Registers `callback` (replacing an earlier one, which then receives `None`).
     pub fn on_disconnect(&self, callback: DisconnectFn) -> Result<(), Error> {
-        let user_data = Box::into_raw(Box::new(callback));
-        // SAFETY: on success the ABI owns user_data until disconnect_trampoline runs (once).
-        let result = check(|err| unsafe {
-            sys::capnp_lean_connection_on_disconnect(self.raw.as_ptr(), Some(disconnect_trampoline), user_data.cast(), err)
-        });
-        if result.is_err() {
-            // SAFETY: refused, so user_data was never handed over.
-            drop(unsafe { Box::from_raw(user_data) });
-        }
-        result
+        hand_over(callback, |user_data| {
+            // SAFETY: live connection; disconnect_trampoline consumes user_data as a DisconnectFn.
+            check(|err| unsafe {
+                sys::capnp_lean_connection_on_disconnect(self.raw.as_ptr(), Some(disconnect_trampoline), user_data, err)
+            })
+        })
     }
 }
 
@@ -485,24 +471,18 @@ impl CapHandle {
     /// Starts a call; `done(completed)` runs exactly once on the loop thread (`false` when the
     /// call handle was dropped before completion).
     pub fn start_call(&self, interface_id: u64, method_id: u16, params: &OutMessage<'_>, done: CallDone) -> Result<CallHandle, Error> {
-        let user_data = Box::into_raw(Box::new(done));
         let mut out = ptr::null_mut();
-        let result = params.with_raw(|raw_params| {
-            // SAFETY: params (segments and caps) are valid for this call, which copies them;
-            // on success the ABI owns user_data until call_done_trampoline runs.
-            check(|err| unsafe {
-                sys::capnp_lean_call_start(self.raw.as_ptr(), interface_id, method_id, raw_params,
-                    Some(call_done_trampoline), user_data.cast(), &mut out, err)
+        hand_over(done, |user_data| {
+            params.with_raw(|raw_params| {
+                // SAFETY: params (segments and caps) are valid for this call, which copies
+                // them; call_done_trampoline consumes user_data as a CallDone.
+                check(|err| unsafe {
+                    sys::capnp_lean_call_start(self.raw.as_ptr(), interface_id, method_id, raw_params,
+                        Some(call_done_trampoline), user_data, &mut out, err)
+                })
             })
-        });
-        match result {
-            Ok(()) => Ok(CallHandle { raw: NonNull::new(out).expect("call_start returned no call") }),
-            Err(e) => {
-                // SAFETY: refused, so user_data was never handed over.
-                drop(unsafe { Box::from_raw(user_data) });
-                Err(e)
-            }
-        }
+        })?;
+        Ok(CallHandle { raw: NonNull::new(out).expect("call_start returned no call") })
     }
 }
 

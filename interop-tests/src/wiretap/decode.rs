@@ -30,6 +30,18 @@ pub enum MessageKind {
     Undecodable,
 }
 
+/// The seven kinds a two-party session exercising calls, pipelining, capabilities and
+/// promises produces: what the demo and the interop suite must show on the wire.
+pub const SEVEN_KINDS: [MessageKind; 7] = [
+    MessageKind::Bootstrap,
+    MessageKind::Call,
+    MessageKind::Return,
+    MessageKind::Finish,
+    MessageKind::Resolve,
+    MessageKind::Release,
+    MessageKind::Disembargo,
+];
+
 /// Where a call's results go (`Call.sendResultsTo`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendResultsTo {

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 use crate::rust_peer::{Address, Listener, ReadHalf, Stream, WriteHalf};
-pub use decode::{CallTarget, MessageKind, Resolution, ReturnOutcome, RpcMessage, SendResultsTo};
+pub use decode::{CallTarget, MessageKind, Resolution, ReturnOutcome, RpcMessage, SendResultsTo, SEVEN_KINDS};
 pub use frames::FrameSplitter;
 
 /// Which way a message travelled through the tap.
@@ -137,6 +137,14 @@ impl WireTap {
     /// Waits until `kind` has been seen; false if `timeout` passed first.
     pub fn wait_for(&self, kind: MessageKind, timeout: Duration) -> bool {
         self.wait_until(timeout, |events| events.iter().any(|e| e.message.kind() == kind))
+    }
+
+    /// Waits until every kind in `kinds` has been seen, each within `timeout`; panics naming
+    /// the first missing kind, with the transcript (for tests).
+    pub fn assert_kinds_seen(&self, kinds: &[MessageKind], timeout: Duration) {
+        for kind in kinds {
+            assert!(self.wait_for(*kind, timeout), "{kind:?} never appeared on the wire:\n{}", self.transcript());
+        }
     }
 
     /// Waits until `condition` holds for the events recorded so far; false on timeout.
