@@ -131,10 +131,10 @@ fn run(args: &[String]) -> Result<(), String> {
         .collect();
     let native = summary.iter().find(|s| s.client == "kj-cxx").cloned().ok_or("no native KJ result")?;
     println!("server: {server_binary} serve-interop; {calls} calls, {window} in flight, {payload}-byte payload, median of {rounds} rounds");
-    println!("{:<20} {:>10} {:>10} {:>12} {:>12} {:>14}", "client", "p50 µs", "p99 µs", "calls/s", "p50 / KJ", "calls/s / KJ");
+    println!("{:<32} {:>10} {:>10} {:>12} {:>12} {:>14}", "client", "p50 µs", "p99 µs", "calls/s", "p50 / KJ", "calls/s / KJ");
     for s in &summary {
         println!(
-            "{:<20} {:>10.1} {:>10.1} {:>12.0} {:>11.2}× {:>13.2}×",
+            "{:<32} {:>10.1} {:>10.1} {:>12.0} {:>11.2}× {:>13.2}×",
             s.client, s.p50_us, s.p99_us, s.calls_per_s, s.p50_us / native.p50_us, s.calls_per_s / native.calls_per_s
         );
     }
