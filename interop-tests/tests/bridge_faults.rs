@@ -186,3 +186,23 @@ fn server_failure_kind_and_message_arrive_intact_across_processes() {
         });
     }
 }
+
+#[test]
+fn the_disconnect_notification_fires_promptly_when_the_peer_dies() {
+    let mut server = serve(BRIDGE_PEER);
+    let runtime = Runtime::new().unwrap();
+    run_local(async {
+        let connection = runtime.connect(server.address()).await.unwrap();
+        let interop: interop::Client = connection.bootstrap().unwrap();
+        echo(&interop, b"up").await.unwrap();
+        let ended = connection.disconnected();
+        server.kill_and_collect_stderr();
+        let reason = tokio::time::timeout(Duration::from_secs(1), ended)
+            .await
+            .expect("no disconnect notification within 1 s of the peer dying")
+            .expect("the watch was registered");
+        assert_eq!(reason.kind(), capnp_lean::ErrorKind::Disconnected, "{reason}");
+        let error = echo(&interop, b"after").await.err().expect("a dead connection cannot echo");
+        assert_eq!(error.kind, capnp::ErrorKind::Disconnected);
+    });
+}
