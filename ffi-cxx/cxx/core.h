@@ -148,6 +148,16 @@ struct OutgoingMessage {
 
 kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string message);
 
+// Effective per-connection limits (defaults filled in).
+struct ConnectionLimits {
+  capnp::ReaderOptions reader;
+  uint64_t flowLimitWords = 8u * 1024 * 1024;
+
+  // Reads the caller's options (NULL = defaults); false with *err filled on bad input.
+  static bool from(const capnp_lean_connection_options* options, ConnectionLimits& out,
+                   capnp_lean_error** err);
+};
+
 // Loop: records the outcome (error == nullptr: success), runs the completion callback, then
 // releases blocked waiters — so a wait returns only after the callback has run.
 void completeCall(capnp_lean_call* call, const ErrorData* error);
@@ -238,6 +248,7 @@ struct capnp_lean_connection {
 struct capnp_lean_listener {
   capnp_lean::Core* core;
   std::string boundAddress;  // immutable once published
+  capnp_lean::ConnectionLimits limits;  // immutable
   std::atomic<uint64_t> accepted{0};
   kj::Own<kj::ConnectionReceiver> receiver;  // loop
   kj::Own<capnp::ClientHook> bootstrap;      // loop

@@ -9,6 +9,9 @@
 namespace capnp_lean {
 
 namespace {
+// Deep enough for any message a peer would accept; bounded so the copy cannot exhaust the stack.
+constexpr int OUTGOING_NESTING_LIMIT = 2048;
+
 // KJ prefixes errors that arrived from a peer; the peer's own message is what users asked for.
 constexpr kj::StringPtr REMOTE_PREFIX = "remote exception: "_kj;
 }  // namespace
@@ -120,8 +123,13 @@ bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
 
 void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) const {
   if (segments.empty()) return;  // no segments: an empty message, i.e. a null (default) root
+  // The host built this message itself: the receive-side limits (which protect against peers)
+  // do not apply. The peer enforces its own limits; ours only bound the copy's recursion.
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = words.size() * 4 + 1024;
+  options.nestingLimit = OUTGOING_NESTING_LIMIT;
   capnp::SegmentArrayMessageReader reader(
-      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(), segments.size()));
+      kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(), segments.size()), options);
   auto table = kj::heapArrayBuilder<kj::Maybe<kj::Own<capnp::ClientHook>>>(caps.size());
   for (auto* cap : caps) {
     if (cap != nullptr && cap->hook.get() != nullptr) {
@@ -134,6 +142,37 @@ void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) const {
   }
   capnp::ReaderCapabilityTable capTable(table.finish());
   target.set(capTable.imbue(reader.getRoot<capnp::AnyPointer>()));
+}
+
+bool ConnectionLimits::from(const capnp_lean_connection_options* options, ConnectionLimits& out,
+                            capnp_lean_error** err) {
+  out = ConnectionLimits();
+  if (options == nullptr) return true;
+  // Only read the fields the caller's struct actually has.
+  auto has = [options](size_t offset, size_t size) { return options->struct_size >= offset + size; };
+  if (options->struct_size < sizeof(uint32_t)) {
+    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+         "capnp_lean_connection_options.struct_size is not set (use sizeof)");
+    return false;
+  }
+  if (has(offsetof(capnp_lean_connection_options, nesting_limit), sizeof(uint32_t)) &&
+      options->nesting_limit != 0) {
+    if (options->nesting_limit > 100000) {
+      fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+           "nesting_limit above 100000 would let a message exhaust the stack");
+      return false;
+    }
+    out.reader.nestingLimit = static_cast<int>(options->nesting_limit);
+  }
+  if (has(offsetof(capnp_lean_connection_options, traversal_limit_words), sizeof(uint64_t)) &&
+      options->traversal_limit_words != 0) {
+    out.reader.traversalLimitInWords = options->traversal_limit_words;
+  }
+  if (has(offsetof(capnp_lean_connection_options, flow_limit_words), sizeof(uint64_t)) &&
+      options->flow_limit_words != 0) {
+    out.flowLimitWords = options->flow_limit_words;
+  }
+  return true;
 }
 
 capnp_lean_status shutDownError(capnp_lean_error** err) {

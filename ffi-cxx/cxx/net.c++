@@ -43,14 +43,16 @@ std::string toString(const uint8_t* data, size_t len) {
 // Starts RPC over `stream`; `conn` must already be registered with the loop.
 void startConnection(LoopState& loop, capnp_lean_connection* conn,
                      kj::Own<kj::AsyncIoStream> stream,
-                     kj::Maybe<kj::Own<capnp::ClientHook>> bootstrap) {
+                     kj::Maybe<kj::Own<capnp::ClientHook>> bootstrap,
+                     const ConnectionLimits& limits) {
   conn->stream = kj::mv(stream);
-  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side);
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);
   KJ_IF_MAYBE(hook, bootstrap) {
     conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
   } else {
     conn->rpc = kj::heap(capnp::makeRpcClient(*conn->network));
   }
+  conn->rpc->setFlowLimit(limits.flowLimitWords);
   LoopState* state = &loop;
   conn->disconnectWatch = conn->network->onDisconnect()
       .then([conn]() {
@@ -102,7 +104,7 @@ kj::Promise<void> acceptLoop(LoopState& loop, capnp_lean_listener* listener) {
         auto* conn = newConnection(listener->core, false, listener->boundAddress + " (accepted)",
                                    capnp::rpc::twoparty::Side::SERVER);
         loop.connections.insert(conn);
-        startConnection(loop, conn, kj::mv(stream), listener->bootstrap->addRef());
+        startConnection(loop, conn, kj::mv(stream), listener->bootstrap->addRef(), listener->limits);
         return acceptLoop(loop, listener);
       },
       [&loop, listener](kj::Exception&& e) -> kj::Promise<void> {
@@ -146,10 +148,14 @@ void capnp_lean_connection::close(ErrorData reason, bool notify) {
 extern "C" {
 
 capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
-                                     capnp_lean_cap* bootstrap, capnp_lean_connect_fn on_done,
-                                     void* user_data, capnp_lean_error** err) {
+                                     capnp_lean_cap* bootstrap,
+                                     const capnp_lean_connection_options* options,
+                                     capnp_lean_connect_fn on_done, void* user_data,
+                                     capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
     if (rt == nullptr) return nullArgument(err, "rt");
+    ConnectionLimits limits;
+    if (!ConnectionLimits::from(options, limits, err)) return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
     if (on_done == nullptr) return nullArgument(err, "on_done");
     if (addr == nullptr || addr_len == 0) {
       return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
@@ -157,7 +163,7 @@ capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr
     }
     Core* core = rt->core;
     std::string address = toString(addr, addr_len);
-    Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+    Task start = [core, address, bootstrap, limits, on_done, user_data](LoopState* loop) {
       auto completion = kj::heap<ConnectCompletion>(on_done, user_data);
       kj::Maybe<kj::Own<capnp::ClientHook>> offered;
       if (bootstrap != nullptr && bootstrap->hook.get() != nullptr) {
@@ -172,11 +178,11 @@ capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr
       auto& once = *completion;
       loop->tasks.add(
           timer.timeoutAfter(CONNECT_TIMEOUT, kj::mv(connected))
-              .then([loop, core, address, &once, offered = kj::mv(offered)](
+              .then([loop, core, address, limits, &once, offered = kj::mv(offered)](
                         kj::Own<kj::AsyncIoStream> stream) mutable {
                 auto* conn = newConnection(core, true, address, capnp::rpc::twoparty::Side::CLIENT);
                 loop->connections.insert(conn);
-                startConnection(*loop, conn, kj::mv(stream), kj::mv(offered));
+                startConnection(*loop, conn, kj::mv(stream), kj::mv(offered), limits);
                 once.succeed(conn);
               }, [address, &once](kj::Exception&& e) {
                 auto error = errorFromException(e);
@@ -193,18 +199,20 @@ capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr
 
 capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd, int is_server,
                                                  capnp_lean_cap* bootstrap,
+                                                 const capnp_lean_connection_options* options,
                                                  capnp_lean_connection** out,
                                                  capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
-    if (rt == nullptr || out == nullptr || fd < 0) {
+    ConnectionLimits limits;
+    if (rt == nullptr || out == nullptr || fd < 0 || !ConnectionLimits::from(options, limits, err)) {
       if (fd >= 0) ::close(fd);
       return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
-                  "rt and out must not be NULL and fd must be a valid descriptor");
+                  "rt and out must not be NULL, fd must be a valid descriptor and options valid");
     }
     Core* core = rt->core;
     auto side = is_server ? capnp::rpc::twoparty::Side::SERVER : capnp::rpc::twoparty::Side::CLIENT;
     auto* conn = newConnection(core, true, "fd:" + std::to_string(fd), side);
-    Task start = [conn, fd, bootstrap](LoopState* loop) {
+    Task start = [conn, fd, bootstrap, limits](LoopState* loop) {
       loop->connections.insert(conn);
       kj::Maybe<kj::Own<capnp::ClientHook>> offered;
       if (bootstrap != nullptr && bootstrap->hook.get() != nullptr) {
@@ -213,7 +221,7 @@ capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd,
       KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
         auto stream = loop->io.lowLevelProvider->wrapSocketFd(
             fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
-        startConnection(*loop, conn, kj::mv(stream), kj::mv(offered));
+        startConnection(*loop, conn, kj::mv(stream), kj::mv(offered), limits);
       })) {
         auto error = errorFromException(*e);
         error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
@@ -283,10 +291,14 @@ void capnp_lean_connection_release(capnp_lean_connection* conn) {
 }
 
 capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
-                                    capnp_lean_cap* bootstrap, capnp_lean_listen_fn on_done,
-                                    void* user_data, capnp_lean_error** err) {
+                                    capnp_lean_cap* bootstrap,
+                                    const capnp_lean_connection_options* options,
+                                    capnp_lean_listen_fn on_done, void* user_data,
+                                    capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
     if (rt == nullptr) return nullArgument(err, "rt");
+    ConnectionLimits limits;
+    if (!ConnectionLimits::from(options, limits, err)) return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
     if (bootstrap == nullptr) return nullArgument(err, "bootstrap");
     if (on_done == nullptr) return nullArgument(err, "on_done");
     if (addr == nullptr || addr_len == 0) {
@@ -295,7 +307,7 @@ capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr,
     }
     Core* core = rt->core;
     std::string address = toString(addr, addr_len);
-    Task start = [core, address, bootstrap, on_done, user_data](LoopState* loop) {
+    Task start = [core, address, bootstrap, limits, on_done, user_data](LoopState* loop) {
       auto completion = kj::heap<ListenCompletion>(on_done, user_data);
       auto& once = *completion;
       auto served = bootstrap->hook.get() != nullptr
@@ -303,11 +315,12 @@ capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr,
           : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the bootstrap capability was shut down");
       loop->tasks.add(
           loop->io.provider->getNetwork().parseAddress(kj::StringPtr(address.c_str()))
-              .then([loop, core, address, &once, served = kj::mv(served)](
+              .then([loop, core, address, limits, &once, served = kj::mv(served)](
                         kj::Own<kj::NetworkAddress> target) mutable {
                 auto receiver = target->listen();
                 auto* listener = new capnp_lean_listener();
                 listener->core = core;
+                listener->limits = limits;
                 core->ref();
                 listener->receiver = kj::mv(receiver);
                 listener->bootstrap = kj::mv(served);

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change of this header. */
-#define CAPNP_LEAN_ABI_VERSION 1
+#define CAPNP_LEAN_ABI_VERSION 2
 
 /* ---- Status codes and errors ------------------------------------------------------------ */
 
@@ -138,6 +138,24 @@ capnp_lean_status capnp_lean_runtime_post_after(capnp_lean_runtime* rt, uint64_t
 
 /* ---- Connections --------------------------------------------------------------------------- */
 
+/* Per-connection limits; pass NULL for the defaults. A field left 0 takes its default. Set
+ * struct_size to sizeof(capnp_lean_connection_options): fields are only ever appended, and a
+ * caller built against an older header gets defaults for fields it does not know. */
+typedef struct capnp_lean_connection_options {
+  uint32_t struct_size;
+  /* Received messages: maximum pointer nesting depth. Default 64. */
+  uint32_t nesting_limit;
+  /* Received messages: maximum words traversed per message. KJ 0.9.2 also refuses, before
+   * allocating, any message larger than this, so it is the maximum message size too.
+   * Default 8 Mi words (64 MiB). */
+  uint64_t traversal_limit_words;
+  /* Incoming calls: when the params of calls not yet answered exceed this many words, the
+   * connection stops reading (including returns) until some are answered. Set it well above
+   * the largest expected burst: calls waiting on calls in the other direction can deadlock
+   * under a tight limit. Default 8 Mi words (64 MiB). */
+  uint64_t flow_limit_words;
+} capnp_lean_connection_options;
+
 /* Called exactly once on the loop thread (also when the runtime shuts down first): conn is NULL
  * and err non-NULL on failure. `err` is borrowed for the duration of the callback; `conn` is
  * owned by the receiver. */
@@ -145,15 +163,18 @@ typedef void (*capnp_lean_connect_fn)(void* user_data, capnp_lean_connection* co
                                       const capnp_lean_error* err);
 
 /* Connects to `host:port` or `unix:/path` (the address is copied). `bootstrap` (borrowed, may be
- * NULL) is offered to the peer as this side's bootstrap capability. */
+ * NULL) is offered to the peer as this side's bootstrap capability; `options` may be NULL. */
 capnp_lean_status capnp_lean_connect(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
-                                     capnp_lean_cap* bootstrap, capnp_lean_connect_fn on_done,
-                                     void* user_data, capnp_lean_error** err);
+                                     capnp_lean_cap* bootstrap,
+                                     const capnp_lean_connection_options* options,
+                                     capnp_lean_connect_fn on_done, void* user_data,
+                                     capnp_lean_error** err);
 
 /* Adopts an already-connected stream socket (e.g. one end of a socketpair); the fd is owned by
  * the connection from now on, even on failure. `is_server` picks the two-party side. */
 capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd, int is_server,
                                                  capnp_lean_cap* bootstrap,
+                                                 const capnp_lean_connection_options* options,
                                                  capnp_lean_connection** out,
                                                  capnp_lean_error** err);
 
@@ -181,10 +202,12 @@ typedef void (*capnp_lean_listen_fn)(void* user_data, capnp_lean_listener* liste
                                      const capnp_lean_error* err);
 
 /* Listens on `host:port` (port 0 picks a free port) or `unix:/path`; every accepted connection
- * serves `bootstrap` (borrowed) as its bootstrap capability. */
+ * serves `bootstrap` (borrowed) as its bootstrap capability, with `options` (may be NULL). */
 capnp_lean_status capnp_lean_listen(capnp_lean_runtime* rt, const uint8_t* addr, size_t addr_len,
-                                    capnp_lean_cap* bootstrap, capnp_lean_listen_fn on_done,
-                                    void* user_data, capnp_lean_error** err);
+                                    capnp_lean_cap* bootstrap,
+                                    const capnp_lean_connection_options* options,
+                                    capnp_lean_listen_fn on_done, void* user_data,
+                                    capnp_lean_error** err);
 /* The bound address in the same `host:port` / `unix:/path` form (borrowed until release). */
 void capnp_lean_listener_address(const capnp_lean_listener* listener, const uint8_t** data,
                                  size_t* len);

@@ -112,7 +112,7 @@ opaque!(
 
 abi_constants! {
     /// The ABI version these declarations were written for.
-    CAPNP_LEAN_ABI_VERSION: u32 = 1;
+    CAPNP_LEAN_ABI_VERSION: u32 = 2;
     /// Success.
     CAPNP_LEAN_OK: capnp_lean_status = 0;
     /// The operation failed; the error object carries kind and message.
@@ -164,6 +164,17 @@ abi_structs! {
         pub segment_count: usize,
         /// Number of capabilities in the message's table.
         pub cap_count: usize,
+    }
+    /// Per-connection limits (0 = default; see the header).
+    pub struct capnp_lean_connection_options {
+        /// `size_of::<capnp_lean_connection_options>()`.
+        pub struct_size: u32,
+        /// Maximum pointer nesting depth of received messages.
+        pub nesting_limit: u32,
+        /// Maximum words traversed per received message (also its maximum size).
+        pub traversal_limit_words: u64,
+        /// Words of unanswered incoming call params before reading pauses.
+        pub flow_limit_words: u64,
     }
     /// Live object counts.
     pub struct capnp_lean_stats {
@@ -225,9 +236,9 @@ abi_functions! {
     /// See the header.
     pub fn capnp_lean_runtime_post_after(rt: *mut capnp_lean_runtime, delay_us: u64, r#fn: capnp_lean_task_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
-    pub fn capnp_lean_connect(rt: *mut capnp_lean_runtime, addr: *const u8, addr_len: usize, bootstrap: *mut capnp_lean_cap, on_done: capnp_lean_connect_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    pub fn capnp_lean_connect(rt: *mut capnp_lean_runtime, addr: *const u8, addr_len: usize, bootstrap: *mut capnp_lean_cap, options: *const capnp_lean_connection_options, on_done: capnp_lean_connect_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
-    pub fn capnp_lean_connection_adopt_fd(rt: *mut capnp_lean_runtime, fd: c_int, is_server: c_int, bootstrap: *mut capnp_lean_cap, out: *mut *mut capnp_lean_connection, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    pub fn capnp_lean_connection_adopt_fd(rt: *mut capnp_lean_runtime, fd: c_int, is_server: c_int, bootstrap: *mut capnp_lean_cap, options: *const capnp_lean_connection_options, out: *mut *mut capnp_lean_connection, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_connection_bootstrap(conn: *mut capnp_lean_connection, out: *mut *mut capnp_lean_cap, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
@@ -235,7 +246,7 @@ abi_functions! {
     /// See the header.
     pub fn capnp_lean_connection_release(conn: *mut capnp_lean_connection);
     /// See the header.
-    pub fn capnp_lean_listen(rt: *mut capnp_lean_runtime, addr: *const u8, addr_len: usize, bootstrap: *mut capnp_lean_cap, on_done: capnp_lean_listen_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    pub fn capnp_lean_listen(rt: *mut capnp_lean_runtime, addr: *const u8, addr_len: usize, bootstrap: *mut capnp_lean_cap, options: *const capnp_lean_connection_options, on_done: capnp_lean_listen_fn, user_data: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_listener_address(listener: *const capnp_lean_listener, data: *mut *const u8, len: *mut usize);
     /// See the header.

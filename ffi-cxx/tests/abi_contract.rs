@@ -207,3 +207,20 @@ fn malformed_segments_are_rejected_before_anything_is_sent() {
         capnp_lean_cap_release(cap);
     }
 }
+
+#[test]
+fn connection_options_without_a_struct_size_are_rejected() {
+    let h = Harness::new();
+    let options = capnp_lean_connection_options { struct_size: 0, nesting_limit: 0, traversal_limit_words: 0, flow_limit_words: 0 };
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut conn = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    // SAFETY: valid arguments; the fd is handed over (closed by the ABI on failure).
+    let status = unsafe {
+        capnp_lean_connection_adopt_fd(h.rt, std::os::fd::IntoRawFd::into_raw_fd(a), 0, ptr::null_mut(), &options, &mut conn, &mut err)
+    };
+    assert_eq!(status, CAPNP_LEAN_ERR_INVALID_ARGUMENT);
+    assert!(conn.is_null());
+    // SAFETY: err was filled by the failing call.
+    unsafe { capnp_lean_error_free(err) };
+}

@@ -258,38 +258,38 @@ impl RuntimeHandle {
         })
     }
 
-    pub fn connect(&self, address: &str, bootstrap: Option<&CapHandle>, done: ConnectDone) -> Result<(), Error> {
+    pub fn connect(&self, address: &str, bootstrap: Option<&CapHandle>, options: &sys::capnp_lean_connection_options, done: ConnectDone) -> Result<(), Error> {
         hand_over(done, |user_data| {
             // SAFETY: live runtime; the address is copied by the ABI; connect_trampoline
             // consumes user_data as a ConnectDone.
             check(|err| unsafe {
                 sys::capnp_lean_connect(
                     self.raw.as_ptr(), address.as_ptr(), address.len(),
-                    bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()),
+                    bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()), options,
                     Some(connect_trampoline), user_data, err)
             })
         })
     }
 
-    pub fn listen(&self, address: &str, bootstrap: &CapHandle, done: ListenDone) -> Result<(), Error> {
+    pub fn listen(&self, address: &str, bootstrap: &CapHandle, options: &sys::capnp_lean_connection_options, done: ListenDone) -> Result<(), Error> {
         hand_over(done, |user_data| {
             // SAFETY: as in `connect`, with listen_trampoline consuming a ListenDone.
             check(|err| unsafe {
                 sys::capnp_lean_listen(
                     self.raw.as_ptr(), address.as_ptr(), address.len(), bootstrap.raw.as_ptr(),
-                    Some(listen_trampoline), user_data, err)
+                    options, Some(listen_trampoline), user_data, err)
             })
         })
     }
 
-    pub fn adopt_fd(&self, fd: OwnedFd, is_server: bool, bootstrap: Option<&CapHandle>) -> Result<ConnectionHandle, Error> {
+    pub fn adopt_fd(&self, fd: OwnedFd, is_server: bool, bootstrap: Option<&CapHandle>, options: &sys::capnp_lean_connection_options) -> Result<ConnectionHandle, Error> {
         let mut raw = ptr::null_mut();
         let fd = fd.into_raw_fd();
         // SAFETY: the fd's ownership passes to the ABI (which closes it even on failure).
         check(|err| unsafe {
             sys::capnp_lean_connection_adopt_fd(
                 self.raw.as_ptr(), fd, i32::from(is_server),
-                bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()), &mut raw, err)
+                bootstrap.map_or(ptr::null_mut(), |b| b.raw.as_ptr()), options, &mut raw, err)
         })?;
         Ok(ConnectionHandle { raw: NonNull::new(raw).expect("adopt_fd returned no connection") })
     }

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::executor::{mark_loop_thread, on_some_loop_thread};
-use crate::ffi::{CapHandle, ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle};
+use crate::ffi::{ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle};
 use crate::hooks::{cap_of, BridgeClient};
 use crate::executor::LoopTask;
 use crate::server::{Dispatcher, ServedCapability};
@@ -53,6 +53,38 @@ pub struct Stats {
     pub resolvers: u64,
 }
 
+/// Per-connection limits on what the peer may send. The defaults are safe for untrusted
+/// peers; raise them for large messages, lower them to bound memory per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// Maximum pointer nesting depth of a received message (default 64).
+    pub nesting_limit: u32,
+    /// Maximum words traversed per received message (default 8 Mi words = 64 MiB). KJ also
+    /// refuses, before allocating, any message larger than this.
+    pub traversal_limit_words: u64,
+    /// When the params of incoming calls not yet answered exceed this many words, the
+    /// connection stops reading (returns included) until some are answered (default 8 Mi
+    /// words). Too tight a limit can deadlock calls that wait on calls the other way.
+    pub flow_limit_words: u64,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        Self { nesting_limit: 64, traversal_limit_words: 8 << 20, flow_limit_words: 8 << 20 }
+    }
+}
+
+impl ConnectionOptions {
+    pub(crate) fn to_raw(self) -> capnp_lean_ffi::capnp_lean_connection_options {
+        capnp_lean_ffi::capnp_lean_connection_options {
+            struct_size: std::mem::size_of::<capnp_lean_ffi::capnp_lean_connection_options>() as u32,
+            nesting_limit: self.nesting_limit,
+            traversal_limit_words: self.traversal_limit_words,
+            flow_limit_words: self.flow_limit_words,
+        }
+    }
+}
+
 /// Which end of a two-party connection this is (matters for adopted sockets only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -92,24 +124,19 @@ impl RuntimeRef {
     /// Connects to `host:port` or `unix:/path`. A refused or failed connection is a
     /// [`Disconnected`](crate::ErrorKind::Disconnected) error naming the address.
     pub fn connect(&self, address: &str) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
-        self.connect_offering(address, None)
+        self.connect_with::<capnp::capability::Client>(address, None, &ConnectionOptions::default())
     }
 
-    /// Like [`connect`](Self::connect), also offering `bootstrap` to the peer as this side's
-    /// bootstrap capability.
-    pub fn connect_with_bootstrap<C: FromClientHook>(&self, address: &str, bootstrap: &C) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
-        match cap_of(bootstrap.as_client_hook()) {
-            Ok(cap) => futures::future::Either::Left(self.connect_offering(address, Some(cap))),
-            Err(e) => futures::future::Either::Right(futures::future::ready(Err(e))),
-        }
-    }
-
-    fn connect_offering(&self, address: &str, bootstrap: Option<&CapHandle>) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
+    /// Like [`connect`](Self::connect), with limits, optionally offering `bootstrap` to the
+    /// peer as this side's bootstrap capability.
+    pub fn connect_with<C: FromClientHook>(&self, address: &str, bootstrap: Option<&C>, options: &ConnectionOptions) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
         let (sender, receiver) = oneshot::channel();
         let runtime = self.shared.clone();
-        let started = self.shared.handle.connect(address, bootstrap, Box::new(move |result| {
-            let _ = sender.send(result.map(|handle| Connection { handle, _runtime: runtime }));
-        }));
+        let started = bootstrap.map(|b| cap_of(b.as_client_hook())).transpose().and_then(|cap| {
+            self.shared.handle.connect(address, cap, &options.to_raw(), Box::new(move |result| {
+                let _ = sender.send(result.map(|handle| Connection { handle, _runtime: runtime }));
+            }))
+        });
         async move {
             started?;
             receiver.await.unwrap_or(Err(Error::ShutDown))
@@ -119,9 +146,14 @@ impl RuntimeRef {
     /// Listens on `host:port` (port 0 picks one) or `unix:/path`, serving `bootstrap` to every
     /// accepted connection.
     pub fn listen<C: FromClientHook>(&self, address: &str, bootstrap: &C) -> impl Future<Output = Result<Listener, Error>> + Send + 'static {
+        self.listen_with(address, bootstrap, &ConnectionOptions::default())
+    }
+
+    /// Like [`listen`](Self::listen), applying `options` to every accepted connection.
+    pub fn listen_with<C: FromClientHook>(&self, address: &str, bootstrap: &C, options: &ConnectionOptions) -> impl Future<Output = Result<Listener, Error>> + Send + 'static {
         let (sender, receiver) = oneshot::channel();
         let started = cap_of(bootstrap.as_client_hook()).and_then(|cap| {
-            self.shared.handle.listen(address, cap, Box::new(move |result| {
+            self.shared.handle.listen(address, cap, &options.to_raw(), Box::new(move |result| {
                 let _ = sender.send(result.map(|handle| Listener { handle }));
             }))
         });
@@ -132,9 +164,9 @@ impl RuntimeRef {
     }
 
     /// Runs RPC over an already-connected stream socket (e.g. one end of a socketpair).
-    pub fn adopt<C: FromClientHook>(&self, socket: OwnedFd, side: Side, bootstrap: Option<&C>) -> Result<Connection, Error> {
+    pub fn adopt<C: FromClientHook>(&self, socket: OwnedFd, side: Side, bootstrap: Option<&C>, options: &ConnectionOptions) -> Result<Connection, Error> {
         let cap = bootstrap.map(|b| cap_of(b.as_client_hook())).transpose()?;
-        let handle = self.shared.handle.adopt_fd(socket, side == Side::Server, cap)?;
+        let handle = self.shared.handle.adopt_fd(socket, side == Side::Server, cap, &options.to_raw())?;
         Ok(Connection { handle, _runtime: self.shared.clone() })
     }
 

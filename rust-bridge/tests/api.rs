@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use capnp::capability::Rc;
-use capnp_lean::{block_on, Error, ErrorKind, Runtime, Side, Stats};
+use capnp_lean::{block_on, ConnectionOptions, Error, ErrorKind, Runtime, Side, Stats};
 use capnp_schemas::interop_capnp::{counter, interop, ErrorKind as WireKind};
 use futures::future::{select, Either};
 
@@ -121,8 +121,9 @@ impl Pair {
         let seen = Arc::new(Seen::default());
         let bootstrap: interop::Client = server.serve(Probe { runtime: server.handle(), seen: seen.clone() }).unwrap();
         let (a, b) = UnixStream::pair().unwrap();
-        let server_connection = server.adopt(b.into(), Side::Server, Some(&bootstrap)).unwrap();
-        let connection = client.adopt::<interop::Client>(a.into(), Side::Client, None).unwrap();
+        let options = ConnectionOptions::default();
+        let server_connection = server.adopt(b.into(), Side::Server, Some(&bootstrap), &options).unwrap();
+        let connection = client.adopt::<interop::Client>(a.into(), Side::Client, None, &options).unwrap();
         Pair { client, server, seen, connection: Some(connection), _server_connection: server_connection }
     }
 

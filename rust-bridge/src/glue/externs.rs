@@ -89,7 +89,7 @@ lean_externs! {
         // SAFETY: borrowed arguments.
         let (runtime, address) = unsafe { (runtime_of(rt)?, text(address)?) };
         let result = wait_for(&runtime, "connect", |tx| {
-            runtime.connect(&address, None, Box::new(move |r| drop(tx.send(r))))
+            runtime.connect(&address, None, &crate::ConnectionOptions::default().to_raw(), Box::new(move |r| drop(tx.send(r))))
         })?;
         Ok(wrap_connection(result?, runtime))
     }
@@ -118,7 +118,7 @@ lean_externs! {
         let (runtime, address, bootstrap) = unsafe { (runtime_of(rt)?, text(address)?, borrow(bootstrap)) };
         let cap = expect(&classes().cap, &bootstrap, "Cap")?.handle.get("capability")?;
         let result = wait_for(&runtime, "listen", |tx| {
-            runtime.listen(&address, &cap, Box::new(move |r| drop(tx.send(r))))
+            runtime.listen(&address, &cap, &crate::ConnectionOptions::default().to_raw(), Box::new(move |r| drop(tx.send(r))))
         })?;
         Ok(wrap_listener(result?, runtime))
     }
