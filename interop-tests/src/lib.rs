@@ -5,6 +5,7 @@ pub mod cli;
 pub mod demo;
 pub mod host;
 pub mod process;
+pub mod reliability;
 pub mod rust_peer;
 pub mod scenarios;
 pub mod servers;
