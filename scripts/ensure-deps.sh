@@ -10,6 +10,11 @@ if ! pkg-config --exists capnp-rpc kj-async 2>/dev/null; then missing+=(libcapnp
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# The network-fault test (namespaces, packet loss) needs these; it skips, saying so, without them.
+if [[ $(id -u) -eq 0 ]]; then
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v nft >/dev/null 2>&1 || missing+=(nftables)
+fi
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then

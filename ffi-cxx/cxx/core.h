@@ -152,6 +152,10 @@ kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string mes
 struct ConnectionLimits {
   capnp::ReaderOptions reader;
   uint64_t flowLimitWords = 8u * 1024 * 1024;
+  uint32_t deadPeerTimeoutMs = 0;  // 0: leave the socket's timeouts alone
+
+  // Loop: applies the socket-level settings to a freshly connected stream.
+  void applyTo(kj::AsyncIoStream& stream) const;
 
   // Reads the caller's options (NULL = defaults); false with *err filled on bad input.
   static bool from(const capnp_lean_connection_options* options, ConnectionLimits& out,

@@ -4,6 +4,11 @@
 #include "core.h"
 
 #include <capnp/serialize.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cstring>
 
 namespace capnp_lean {
@@ -172,7 +177,37 @@ bool ConnectionLimits::from(const capnp_lean_connection_options* options, Connec
       options->flow_limit_words != 0) {
     out.flowLimitWords = options->flow_limit_words;
   }
+  if (has(offsetof(capnp_lean_connection_options, dead_peer_timeout_ms), sizeof(uint32_t))) {
+    out.deadPeerTimeoutMs = options->dead_peer_timeout_ms;
+  }
+  if (has(offsetof(capnp_lean_connection_options, reserved), sizeof(uint32_t)) &&
+      options->reserved != 0) {
+    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+         "capnp_lean_connection_options.reserved must be 0");
+    return false;
+  }
   return true;
+}
+
+void ConnectionLimits::applyTo(kj::AsyncIoStream& stream) const {
+  if (deadPeerTimeoutMs == 0) return;
+  // Unacknowledged data fails the socket after the timeout (TCP_USER_TIMEOUT); keepalive
+  // probes make an idle link count as unacknowledged too: idle for half the timeout, then
+  // probes a quarter apart, two missed probes and it is dead.
+  unsigned int userTimeout = deadPeerTimeoutMs;
+  int on = 1;
+  int idle = static_cast<int>(std::max(1u, deadPeerTimeoutMs / 2000));
+  int interval = static_cast<int>(std::max(1u, deadPeerTimeoutMs / 4000));
+  int probes = 2;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    stream.setsockopt(IPPROTO_TCP, TCP_USER_TIMEOUT, &userTimeout, sizeof(userTimeout));
+    stream.setsockopt(SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    stream.setsockopt(IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    stream.setsockopt(IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    stream.setsockopt(IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+  })) {
+    (void)e;  // not a TCP socket (unix sockets report a dead peer at once anyway)
+  }
 }
 
 capnp_lean_status shutDownError(capnp_lean_error** err) {

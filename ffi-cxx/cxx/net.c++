@@ -45,6 +45,7 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
                      kj::Own<kj::AsyncIoStream> stream,
                      kj::Maybe<kj::Own<capnp::ClientHook>> bootstrap,
                      const ConnectionLimits& limits) {
+  limits.applyTo(*stream);
   conn->stream = kj::mv(stream);
   conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);
   KJ_IF_MAYBE(hook, bootstrap) {

@@ -154,6 +154,12 @@ typedef struct capnp_lean_connection_options {
    * the largest expected burst: calls waiting on calls in the other direction can deadlock
    * under a tight limit. Default 8 Mi words (64 MiB). */
   uint64_t flow_limit_words;
+  /* TCP only: a peer that acknowledges nothing for this long (sent data unacknowledged, or an
+   * idle link failing keepalive probes) is declared dead and the connection fails with
+   * DISCONNECTED. Catches links that drop packets without resetting. Default 0: the operating
+   * system's timeouts (many minutes). */
+  uint32_t dead_peer_timeout_ms;
+  uint32_t reserved;  /* must be 0 */
 } capnp_lean_connection_options;
 
 /* Called exactly once on the loop thread (also when the runtime shuts down first): conn is NULL

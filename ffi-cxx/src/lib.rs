@@ -175,6 +175,10 @@ abi_structs! {
         pub traversal_limit_words: u64,
         /// Words of unanswered incoming call params before reading pauses.
         pub flow_limit_words: u64,
+        /// TCP: milliseconds without acknowledgement before the peer is declared dead.
+        pub dead_peer_timeout_ms: u32,
+        /// Must be 0.
+        pub reserved: u32,
     }
     /// Live object counts.
     pub struct capnp_lean_stats {

@@ -66,11 +66,15 @@ pub struct ConnectionOptions {
     /// connection stops reading (returns included) until some are answered (default 8 Mi
     /// words). Too tight a limit can deadlock calls that wait on calls the other way.
     pub flow_limit_words: u64,
+    /// TCP only: a peer that acknowledges nothing for this long (pending data, or keepalive
+    /// probes on an idle link) is declared dead and the connection fails with `Disconnected`.
+    /// `None` keeps the operating system's timeouts (many minutes for a silently dead link).
+    pub dead_peer_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
-        Self { nesting_limit: 64, traversal_limit_words: 8 << 20, flow_limit_words: 8 << 20 }
+        Self { nesting_limit: 64, traversal_limit_words: 8 << 20, flow_limit_words: 8 << 20, dead_peer_timeout: None }
     }
 }
 
@@ -81,6 +85,10 @@ impl ConnectionOptions {
             nesting_limit: self.nesting_limit,
             traversal_limit_words: self.traversal_limit_words,
             flow_limit_words: self.flow_limit_words,
+            dead_peer_timeout_ms: self
+                .dead_peer_timeout
+                .map_or(0, |t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX).max(1)),
+            reserved: 0,
         }
     }
 }
@@ -278,6 +286,19 @@ impl RuntimeRef {
         async move {
             armed?;
             receiver.await.map_err(|_| Error::ShutDown)
+        }
+    }
+
+    /// Waits for `future` at most `limit` (measured by KJ's timer); past it the future is
+    /// dropped — for a call, that cancels it (Finish) — and the result is an
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded) error, KJ's kind for timeouts.
+    pub async fn timeout<T>(&self, limit: std::time::Duration, future: impl Future<Output = T>) -> Result<T, Error> {
+        let timer = self.sleep(limit);
+        match futures::future::select(std::pin::pin!(future), std::pin::pin!(timer)).await {
+            futures::future::Either::Left((value, _)) => Ok(value),
+            futures::future::Either::Right(_) => {
+                Err(Error::new(crate::ErrorKind::Overloaded, format!("timed out after {limit:?}")))
+            }
         }
     }
 

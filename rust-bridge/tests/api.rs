@@ -282,6 +282,22 @@ fn cancelling_a_call_drops_the_server_side_future() {
 }
 
 #[test]
+fn a_call_timeout_fails_the_call_as_overloaded_and_cancels_it() {
+    let pair = Pair::new();
+    let started = Instant::now();
+    let hanging = pair.interop().hang_request().send().promise;
+    let outcome = block_on(pair.client.timeout(Duration::from_millis(200), hanging)).unwrap();
+    let error = outcome.err().expect("hang never answers");
+    assert_eq!(error.kind(), ErrorKind::Overloaded, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pair.seen.hang_dropped.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(pair.seen.hang_dropped.load(Ordering::SeqCst), "the timed-out call was not cancelled at the server");
+}
+
+#[test]
 fn a_promise_capability_queues_calls_until_it_is_fulfilled() {
     let runtime = Runtime::new().unwrap();
     let seen = Arc::new(Seen::default());
