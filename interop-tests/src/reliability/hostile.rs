@@ -50,6 +50,17 @@ pub const HOSTILITIES: [Hostility; 10] = [
     Hostility::BitFlips,
 ];
 
+impl Hostility {
+    /// How a frame of this kind leaves the stream.
+    pub fn ending(self) -> Ending {
+        match self {
+            Hostility::RandomBytes | Hostility::Truncated => Ending::Unfinished,
+            Hostility::AbsurdSegmentCount | Hostility::AbsurdSegmentSize => Ending::RefusedOnSight,
+            _ => Ending::Complete,
+        }
+    }
+}
+
 /// How the stream is left after the frame, which decides what a correct server can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -73,26 +84,31 @@ pub struct HostileFrame {
     pub ending: Ending,
 }
 
+/// What frame number `index` of any run does wrong (frames cycle through [`HOSTILITIES`]).
+pub fn hostility_of(index: u64) -> Hostility {
+    HOSTILITIES[(index % HOSTILITIES.len() as u64) as usize]
+}
+
 /// Frame number `index` of the run seeded with `seed`. Question ids it uses legitimately start
 /// at `first_question` (the caller's next unused id on that connection); it uses at most two.
 pub fn hostile_frame(seed: u64, index: u64, first_question: u32) -> HostileFrame {
-    let hostility = HOSTILITIES[(index % HOSTILITIES.len() as u64) as usize];
+    let hostility = hostility_of(index);
     let mut rng = Rng::for_item(seed, index);
-    let (bytes, ending) = match hostility {
+    let bytes = match hostility {
         Hostility::RandomBytes => {
             let len = rng.between(1, 4096) as usize;
-            (rng.bytes(len), Ending::Unfinished)
+            rng.bytes(len)
         }
         Hostility::RandomContent => {
             let words = rng.between(1, 256) as usize;
             let mut bytes = segment_table(&[words as u32]);
             bytes.extend(rng.bytes(words * 8));
-            (bytes, Ending::Complete)
+            bytes
         }
         Hostility::Truncated => {
             let whole = plausible_message(&mut rng, first_question);
             let cut = rng.between(1, whole.len() as u64 - 1) as usize;
-            (whole[..cut].to_vec(), Ending::Unfinished)
+            whole[..cut].to_vec()
         }
         Hostility::AbsurdSegmentCount => {
             let count_minus_one = rng.between(511, u64::from(u32::MAX)) as u32;
@@ -100,7 +116,7 @@ pub fn hostile_frame(seed: u64, index: u64, first_question: u32) -> HostileFrame
             bytes.extend((rng.between(0, 1 << 20) as u32).to_le_bytes());
             let tail = rng.between(0, 64) as usize;
             bytes.extend(rng.bytes(tail));
-            (bytes, Ending::RefusedOnSight)
+            bytes
         }
         Hostility::AbsurdSegmentSize => {
             let segments = rng.between(1, 4) as usize;
@@ -115,7 +131,7 @@ pub fn hostile_frame(seed: u64, index: u64, first_question: u32) -> HostileFrame
             let mut bytes = segment_table(&sizes);
             let tail = rng.between(0, 256) as usize;
             bytes.extend(rng.bytes(tail));
-            (bytes, Ending::RefusedOnSight)
+            bytes
         }
         Hostility::OutOfBoundsPointer => {
             let mut frame = plausible_message(&mut rng, first_question);
@@ -134,13 +150,13 @@ pub fn hostile_frame(seed: u64, index: u64, first_question: u32) -> HostileFrame
                 _ => 2 | (rng.next_u64() & 0xFFFF_FFF8) | (rng.between(1, u64::from(u32::MAX)) << 32),
             };
             frame[8 + word * 8..16 + word * 8].copy_from_slice(&pointer.to_le_bytes());
-            (frame, Ending::Complete)
+            frame
         }
         Hostility::DeepNesting => {
             let depth = rng.between(65, 3000) as usize;
             let mut bytes = bootstrap(first_question);
             bytes.extend(deeply_nested_call(first_question + 1, first_question, depth));
-            (bytes, Ending::Complete)
+            bytes
         }
         Hostility::UnknownKind => {
             let mut frame = plausible_message(&mut rng, first_question);
@@ -152,19 +168,19 @@ pub fn hostile_frame(seed: u64, index: u64, first_question: u32) -> HostileFrame
             };
             let at = 8 + root_struct_word(&frame) * 8;
             frame[at..at + 2].copy_from_slice(&tag.to_le_bytes());
-            (frame, Ending::Complete)
+            frame
         }
-        Hostility::ForgedIds => (forged_ids(&mut rng), Ending::Complete),
+        Hostility::ForgedIds => forged_ids(&mut rng),
         Hostility::BitFlips => {
             let mut frame = plausible_message(&mut rng, first_question);
             for _ in 0..rng.between(1, 8) {
                 let bit = rng.between(64, frame.len() as u64 * 8 - 1) as usize; // never the header
                 frame[bit / 8] ^= 1 << (bit % 8);
             }
-            (frame, Ending::Complete)
+            frame
         }
     };
-    HostileFrame { hostility, bytes, ending }
+    HostileFrame { hostility, bytes, ending: hostility.ending() }
 }
 
 /// A stream-framing segment table for segments of `sizes` words (padded to a whole word).
