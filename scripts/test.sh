@@ -12,6 +12,10 @@ trap 'rm -f "$skips"' EXIT
 export CAPNP_LEAN_SKIP_LOG="$skips"
 cargo build --quiet --workspace --all-targets
 cargo test --workspace --no-fail-fast
+# The bridge's default transport is the coalescing stream; prove wire compatibility on KJ's
+# stock stream too by running every bridge interop suite again on it.
+CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --test bridge_faults \
+  --test bridge_limits --test netns_faults
 if [[ -s "$skips" ]]; then
   echo "tests that skipped (and why):"
   sort "$skips" | uniq -c

@@ -153,6 +153,7 @@ struct ConnectionLimits {
   capnp::ReaderOptions reader;
   uint64_t flowLimitWords = 8u * 1024 * 1024;
   uint32_t deadPeerTimeoutMs = 0;  // 0: leave the socket's timeouts alone
+  bool coalescing = true;          // CoalescingMessageStream rather than KJ's stock stream
 
   // Loop: applies the socket-level settings to a freshly connected stream.
   void applyTo(kj::AsyncIoStream& stream) const;
@@ -236,6 +237,7 @@ struct capnp_lean_connection {
 
   // loop (declaration order = reverse destruction order: rpc before network before stream)
   kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::MessageStream> messageStream;  // null with the stock transport
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
   kj::Maybe<kj::Promise<void>> disconnectWatch;

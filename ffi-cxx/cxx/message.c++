@@ -180,11 +180,16 @@ bool ConnectionLimits::from(const capnp_lean_connection_options* options, Connec
   if (has(offsetof(capnp_lean_connection_options, dead_peer_timeout_ms), sizeof(uint32_t))) {
     out.deadPeerTimeoutMs = options->dead_peer_timeout_ms;
   }
-  if (has(offsetof(capnp_lean_connection_options, reserved), sizeof(uint32_t)) &&
-      options->reserved != 0) {
-    fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
-         "capnp_lean_connection_options.reserved must be 0");
-    return false;
+  if (has(offsetof(capnp_lean_connection_options, transport), sizeof(uint32_t))) {
+    switch (options->transport) {
+      case CAPNP_LEAN_TRANSPORT_DEFAULT: break;
+      case CAPNP_LEAN_TRANSPORT_STOCK: out.coalescing = false; break;
+      case CAPNP_LEAN_TRANSPORT_COALESCING: out.coalescing = true; break;
+      default:
+        fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+             "unknown transport " + std::to_string(options->transport));
+        return false;
+    }
   }
   return true;
 }

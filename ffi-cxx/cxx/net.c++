@@ -2,6 +2,7 @@
 // network, or an adopted fd; each connection is a TwoPartyVatNetwork with its own RpcSystem.
 
 #include "core.h"
+#include "stream.h"
 
 #include <unistd.h>
 
@@ -47,7 +48,12 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
                      const ConnectionLimits& limits) {
   limits.applyTo(*stream);
   conn->stream = kj::mv(stream);
-  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);
+  if (limits.coalescing) {
+    conn->messageStream = kj::heap<CoalescingMessageStream>(*conn->stream);
+    conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
+  } else {
+    conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);
+  }
   KJ_IF_MAYBE(hook, bootstrap) {
     conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
   } else {
@@ -139,6 +145,7 @@ void capnp_lean_connection::close(ErrorData reason, bool notify) {
   disconnectWatch = nullptr;
   rpc = nullptr;
   network = nullptr;
+  messageStream = nullptr;
   stream = nullptr;
   KJ_IF_MAYBE(why, endReason) {
     capnp_lean_error error{*why};

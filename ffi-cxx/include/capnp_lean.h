@@ -159,8 +159,17 @@ typedef struct capnp_lean_connection_options {
    * DISCONNECTED. Catches links that drop packets without resetting. Default 0: the operating
    * system's timeouts (many minutes). */
   uint32_t dead_peer_timeout_ms;
-  uint32_t reserved;  /* must be 0 */
+  /* CAPNP_LEAN_TRANSPORT_*: how messages are read and written. */
+  uint32_t transport;
 } capnp_lean_connection_options;
+
+/* The default (currently COALESCING). */
+#define CAPNP_LEAN_TRANSPORT_DEFAULT 0
+/* KJ's stock AsyncIoMessageStream: per message, two reads and one write. */
+#define CAPNP_LEAN_TRANSPORT_STOCK 1
+/* Buffered reads (one read yields every message that has arrived) and one write for all the
+ * messages queued during an event-loop turn. Same wire format. */
+#define CAPNP_LEAN_TRANSPORT_COALESCING 2
 
 /* Called exactly once on the loop thread (also when the runtime shuts down first): conn is NULL
  * and err non-NULL on failure. `err` is borrowed for the duration of the callback; `conn` is

@@ -127,6 +127,12 @@ abi_constants! {
     CAPNP_LEAN_ERR_SHUT_DOWN: capnp_lean_status = 5;
     /// The server call was already answered or cancelled.
     CAPNP_LEAN_ERR_ALREADY_ANSWERED: capnp_lean_status = 6;
+    /// Transport: the default (coalescing).
+    CAPNP_LEAN_TRANSPORT_DEFAULT: u32 = 0;
+    /// Transport: KJ's stock message stream.
+    CAPNP_LEAN_TRANSPORT_STOCK: u32 = 1;
+    /// Transport: buffered reads, one write per event-loop turn.
+    CAPNP_LEAN_TRANSPORT_COALESCING: u32 = 2;
     /// Error kind: failed.
     CAPNP_LEAN_ERROR_FAILED: capnp_lean_error_kind = 0;
     /// Error kind: overloaded.
@@ -177,8 +183,8 @@ abi_structs! {
         pub flow_limit_words: u64,
         /// TCP: milliseconds without acknowledgement before the peer is declared dead.
         pub dead_peer_timeout_ms: u32,
-        /// Must be 0.
-        pub reserved: u32,
+        /// `CAPNP_LEAN_TRANSPORT_*`.
+        pub transport: u32,
     }
     /// Live object counts.
     pub struct capnp_lean_stats {

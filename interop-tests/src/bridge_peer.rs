@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use capnp_lean::{Connection, Runtime};
+use capnp_lean::{Connection, ConnectionOptions, Runtime, Transport};
 use capnp_schemas::calculator_capnp::calculator;
 use capnp_schemas::interop_capnp::interop;
 
@@ -14,6 +14,18 @@ use crate::scenarios::calculator::run_calculator_scenario;
 use crate::scenarios::interop::{check_step_names, run_interop_steps};
 use crate::servers::calculator::CalculatorServer;
 use crate::servers::interop::InteropServer;
+
+/// Connection options for the bridge peers and tests: the defaults, with the transport taken
+/// from `CAPNP_LEAN_TRANSPORT` (`stock` or `coalescing`) so the whole interop suite can be run
+/// on either. An unknown value is an error rather than a silent default.
+pub fn connection_options() -> ConnectionOptions {
+    let transport = match std::env::var("CAPNP_LEAN_TRANSPORT").as_deref() {
+        Err(_) | Ok("") | Ok("coalescing") => Transport::Coalescing,
+        Ok("stock") => Transport::Stock,
+        Ok(other) => panic!("CAPNP_LEAN_TRANSPORT={other:?}: expected `stock` or `coalescing`"),
+    };
+    ConnectionOptions { transport, ..ConnectionOptions::default() }
+}
 
 /// Which bootstrap interface a bridge server offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +51,7 @@ pub fn bootstrap_for(runtime: &Runtime, service: Service) -> Result<capnp::capab
 pub fn serve_until_killed(address: &str, service: Service) -> Result<(), String> {
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
     let bootstrap = bootstrap_for(&runtime, service)?;
-    let listener = capnp_lean::block_on(runtime.listen(address, &bootstrap))
+    let listener = capnp_lean::block_on(runtime.listen_with(address, &bootstrap, &connection_options()))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout();
@@ -53,7 +65,7 @@ pub fn serve_until_killed(address: &str, service: Service) -> Result<(), String>
 
 /// Connects a bridge client to `address`.
 pub async fn connect(runtime: &Runtime, address: &str) -> Result<Connection, String> {
-    runtime.connect(address).await.map_err(|e| e.to_string())
+    runtime.connect_with::<capnp::capability::Client>(address, None, &connection_options()).await.map_err(|e| e.to_string())
 }
 
 /// Runs every `Interop` step not in `skip` from a bridge client (inside a tokio `LocalSet`).
@@ -85,7 +97,7 @@ pub enum ClientThread {
 /// The benchmark from a bridge client whose code runs on `thread`.
 pub fn bench_interop(address: &str, config: BenchConfig, thread: ClientThread) -> Result<BenchResult, String> {
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
-    let connection = capnp_lean::block_on(runtime.connect(address)).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let connection = capnp_lean::block_on(connect(&runtime, address)).map_err(|e| e.to_string())??;
     match thread {
         ClientThread::Caller => crate::rust_peer::run_local(async {
             let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;

@@ -118,7 +118,7 @@ async fn narrated_client(tap: &WireTap, address: &str, out: &mut impl Write) -> 
         let _ = writeln!(out, "{line}");
     };
     say(format!("client: connecting to {address} (through a wire tap at {})", tap.address()));
-    let connection = runtime.connect(&tap.address()).await.map_err(|e| e.to_string())?;
+    let connection = crate::bridge_peer::connect(&runtime, &tap.address()).await?;
     let calculator: calculator::Client = connection.bootstrap().map_err(|e| e.to_string())?;
 
     let check = |what: &str, got: f64, want: f64| {

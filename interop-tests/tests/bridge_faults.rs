@@ -26,7 +26,7 @@ fn serve(peer: &str) -> PeerProcess {
 fn with_bridge_client<T>(address: &str, body: impl AsyncFnOnce(&Runtime, interop::Client) -> T) -> T {
     let runtime = Runtime::new().unwrap();
     run_local(async {
-        let connection = tokio::time::timeout(Duration::from_secs(10), runtime.connect(address)).await.unwrap().unwrap();
+        let connection = tokio::time::timeout(Duration::from_secs(10), interop_tests::bridge_peer::connect(&runtime, address)).await.unwrap().unwrap();
         let interop: interop::Client = connection.bootstrap().unwrap();
         let outcome = body(&runtime, interop).await;
         drop(connection);
@@ -111,7 +111,7 @@ fn hostile_bytes_close_only_their_own_connection_and_the_bridge_server_keeps_ser
     // A well-behaved client stays connected throughout.
     let runtime = Runtime::new().unwrap();
     run_local(async {
-        let connection = runtime.connect(&address).await.unwrap();
+        let connection = interop_tests::bridge_peer::connect(&runtime, &address).await.unwrap();
         let interop: interop::Client = connection.bootstrap().unwrap();
         echo(&interop, b"before").await.unwrap();
 
@@ -192,7 +192,7 @@ fn the_disconnect_notification_fires_promptly_when_the_peer_dies() {
     let mut server = serve(BRIDGE_PEER);
     let runtime = Runtime::new().unwrap();
     run_local(async {
-        let connection = runtime.connect(server.address()).await.unwrap();
+        let connection = interop_tests::bridge_peer::connect(&runtime, server.address()).await.unwrap();
         let interop: interop::Client = connection.bootstrap().unwrap();
         echo(&interop, b"up").await.unwrap();
         let ended = connection.disconnected();

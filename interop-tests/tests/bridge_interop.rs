@@ -43,7 +43,7 @@ where
     let runtime = Runtime::new().unwrap();
     let address = tap.address();
     let outcome = run_local(async {
-        let connection = runtime.connect(&address).await.map_err(|e| e.to_string())?;
+        let connection = interop_tests::bridge_peer::connect(&runtime, &address).await.map_err(|e| e.to_string())?;
         let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
         scenario(BridgeHost(runtime.handle()), interop).await
     });

@@ -55,8 +55,8 @@ fn within<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> O
 #[test]
 fn a_message_over_the_traversal_limit_closes_only_its_connection() {
     let mut server = Server::interop();
-    let limited: interop::Client = server.connect(ConnectionOptions { traversal_limit_words: 1024, ..Default::default() });
-    let normal: interop::Client = server.connect(ConnectionOptions::default());
+    let limited: interop::Client = server.connect(ConnectionOptions { traversal_limit_words: 1024, ..interop_tests::bridge_peer::connection_options() });
+    let normal: interop::Client = server.connect(interop_tests::bridge_peer::connection_options());
     let small = within(Duration::from_secs(5), echo(&limited, &[7u8; 1000])).expect("small echo answered");
     assert_eq!(small.unwrap(), vec![7u8; 1000], "a message under the limit passes");
     let big = within(Duration::from_secs(5), echo(&limited, &[7u8; 64 * 1024])).expect("the big echo was not answered at all");
@@ -75,7 +75,7 @@ fn nested_sum(calculator: &calculator::Client, depth: usize) -> Term {
 #[test]
 fn a_message_nested_deeper_than_the_limit_is_refused() {
     let mut server = Server::calculator();
-    let shallow_limit = ConnectionOptions { nesting_limit: 24, ..Default::default() };
+    let shallow_limit = ConnectionOptions { nesting_limit: 24, ..interop_tests::bridge_peer::connection_options() };
     let calculator: calculator::Client = server.connect(shallow_limit);
     let fine = within(Duration::from_secs(10), read(&evaluate(&calculator, &nested_sum(&calculator, 3)))).expect("answered");
     assert_eq!(fine.unwrap(), 3.0);
@@ -84,7 +84,7 @@ fn a_message_nested_deeper_than_the_limit_is_refused() {
     let error = deep.err().expect("20 nested applications exceed a nesting limit of 24");
     assert!(error.extra.contains("nest"), "the error should name the nesting limit: {error}");
     // The same expression passes where the default limit applies.
-    let calculator: calculator::Client = server.connect(ConnectionOptions::default());
+    let calculator: calculator::Client = server.connect(interop_tests::bridge_peer::connection_options());
     let ok = within(Duration::from_secs(10), read(&evaluate(&calculator, &nested_sum(&calculator, 20)))).expect("answered");
     assert_eq!(ok.unwrap(), 20.0);
 }
@@ -92,8 +92,8 @@ fn a_message_nested_deeper_than_the_limit_is_refused() {
 #[test]
 fn over_the_flow_limit_a_connection_stops_reading_until_calls_are_answered() {
     let mut server = Server::interop();
-    let tight: interop::Client = server.connect(ConnectionOptions { flow_limit_words: 1, ..Default::default() });
-    let roomy: interop::Client = server.connect(ConnectionOptions::default());
+    let tight: interop::Client = server.connect(ConnectionOptions { flow_limit_words: 1, ..interop_tests::bridge_peer::connection_options() });
+    let roomy: interop::Client = server.connect(interop_tests::bridge_peer::connection_options());
     for (client, limited) in [(&roomy, false), (&tight, true)] {
         // One call the server never answers holds the connection's in-flight words...
         let hanging = client.hang_request().send().promise;

@@ -130,7 +130,7 @@ fn calls_survive_loss_time_out_fail_on_link_loss_and_reconnect_after() {
         scope.spawn(|| {
             link.enter_client_namespace();
             let runtime = Runtime::new().unwrap();
-            let options = ConnectionOptions { dead_peer_timeout: Some(DEAD_PEER), ..Default::default() };
+            let options = ConnectionOptions { dead_peer_timeout: Some(DEAD_PEER), ..interop_tests::bridge_peer::connection_options() };
             run_local(async {
                 let connection = runtime.connect_with::<capnp::capability::Client>(&address, None, &options).await.unwrap();
                 let interop: interop::Client = connection.bootstrap().unwrap();

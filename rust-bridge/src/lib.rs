@@ -26,7 +26,7 @@ mod runtime;
 mod server;
 
 pub use error::{Error, ErrorKind};
-pub use runtime::{block_on, Connection, ConnectionOptions, Listener, Resolver, Runtime, RuntimeRef, Side, Stats};
+pub use runtime::{block_on, Connection, ConnectionOptions, Listener, Resolver, Runtime, RuntimeRef, Side, Stats, Transport};
 
 /// The C ABI version this crate was built against (also checked at run time by [`abi_version`]).
 pub const ABI_VERSION: u32 = capnp_lean_ffi::CAPNP_LEAN_ABI_VERSION;

@@ -70,11 +70,30 @@ pub struct ConnectionOptions {
     /// probes on an idle link) is declared dead and the connection fails with `Disconnected`.
     /// `None` keeps the operating system's timeouts (many minutes for a silently dead link).
     pub dead_peer_timeout: Option<std::time::Duration>,
+    /// How messages are read and written (default [`Transport::Coalescing`]).
+    pub transport: Transport,
+}
+
+/// How a connection moves messages; both speak the standard stream framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Buffered reads (one read yields every message that has arrived) and one write for all
+    /// messages queued during an event-loop turn.
+    #[default]
+    Coalescing,
+    /// KJ 0.9.2's stock message stream: two reads and one write per message.
+    Stock,
 }
 
 impl Default for ConnectionOptions {
     fn default() -> Self {
-        Self { nesting_limit: 64, traversal_limit_words: 8 << 20, flow_limit_words: 8 << 20, dead_peer_timeout: None }
+        Self {
+            nesting_limit: 64,
+            traversal_limit_words: 8 << 20,
+            flow_limit_words: 8 << 20,
+            dead_peer_timeout: None,
+            transport: Transport::Coalescing,
+        }
     }
 }
 
@@ -88,7 +107,10 @@ impl ConnectionOptions {
             dead_peer_timeout_ms: self
                 .dead_peer_timeout
                 .map_or(0, |t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX).max(1)),
-            reserved: 0,
+            transport: match self.transport {
+                Transport::Coalescing => capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_COALESCING,
+                Transport::Stock => capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_STOCK,
+            },
         }
     }
 }

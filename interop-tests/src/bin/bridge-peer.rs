@@ -9,7 +9,8 @@
 //! bridge-peer client-calculator --connect ADDR
 //! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
 //! ```
-//! `bench` runs the client code on the runtime's loop thread, or with `--caller-thread` on the
+//! Every command takes `--transport stock|coalescing` (default coalescing; also read from
+//! `CAPNP_LEAN_TRANSPORT`). `bench` runs the client code on the runtime's loop thread, or with `--caller-thread` on the
 //! main thread (every call then crosses threads twice).
 
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ const USAGE: &str = "usage:
   bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
   bridge-peer client-calculator --connect ADDR
   bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
-ADDR is host:port or unix:/path";
+ADDR is host:port or unix:/path; every command takes --transport stock|coalescing";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--transport") {
+        // Read by bridge_peer::connection_options; set before any thread exists.
+        std::env::set_var("CAPNP_LEAN_TRANSPORT", option(args, "--transport", USAGE)?);
+    }
     let listen = || option(args, "--listen", USAGE);
     let connect = || option(args, "--connect", USAGE);
     match args.first().map(String::as_str).unwrap_or("") {

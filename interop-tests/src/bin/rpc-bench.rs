@@ -4,7 +4,7 @@
 //! sequential latency (p50, p99) and pipelined throughput with ratios against native KJ.
 //!
 //! ```text
-//! rpc-bench [--server bridge|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]
+//! rpc-bench [--server bridge|bridge-stock|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]
 //! ```
 //! Rounds alternate the clients so that machine noise spreads over all of them; the table shows
 //! the median of each client's rounds. Build with `--release` for meaningful numbers.
@@ -16,7 +16,7 @@ use std::time::Duration;
 use interop_tests::cli::option;
 use interop_tests::process::{run_to_completion, PeerProcess};
 
-const USAGE: &str = "usage: rpc-bench [--server bridge|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]";
+const USAGE: &str = "usage: rpc-bench [--server bridge|bridge-stock|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]";
 
 /// One client's measurement, as its bench command printed it.
 #[derive(Debug, Clone)]
@@ -33,13 +33,6 @@ fn field(json: &str, name: &str) -> Result<f64, String> {
     let rest = &json[start..];
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim().parse().map_err(|_| format!("{name} is not a number in {json}"))
-}
-
-fn text_field(json: &str, name: &str) -> Result<String, String> {
-    let key = format!("\"{name}\":\"");
-    let start = json.find(&key).ok_or_else(|| format!("no {name} in {json}"))? + key.len();
-    let end = json[start..].find('"').ok_or("unterminated string")? + start;
-    Ok(json[start..end].to_string())
 }
 
 fn sibling(name: &str) -> PathBuf {
@@ -73,9 +66,10 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<(), String> {
     let server_kind = if args.iter().any(|a| a == "--server") { option(args, "--server", USAGE)? } else { "bridge" };
-    let server_binary = match server_kind {
-        "bridge" => "bridge-peer",
-        "rust" => "rust-peer",
+    let (server_binary, server_args): (&str, &[&str]) = match server_kind {
+        "bridge" => ("bridge-peer", &[]),
+        "bridge-stock" => ("bridge-peer", &["--transport", "stock"]),
+        "rust" => ("rust-peer", &[]),
         other => return Err(format!("unknown server {other:?}\n{USAGE}")),
     };
     let calls = number_or(args, "--calls", 20_000)?.to_string();
@@ -86,12 +80,15 @@ fn run(args: &[String]) -> Result<(), String> {
         eprintln!("rpc-bench: warning: this is a debug build; run `cargo run --release --bin rpc-bench` for real numbers");
     }
 
-    let server = PeerProcess::spawn_listening(sibling(server_binary), &["serve-interop", "--listen", "127.0.0.1:0"], Duration::from_secs(20))?;
-    let clients = [
-        ("kj-cxx", "kj-bench-client", None),
-        ("capnp-lean-bridge", "bridge-peer", None),
-        ("capnp-lean-bridge-caller-thread", "bridge-peer", Some("--caller-thread")),
-        ("rust-capnp-rpc", "rust-peer", None),
+    let mut serve_command = vec!["serve-interop", "--listen", "127.0.0.1:0"];
+    serve_command.extend(server_args.iter().copied());
+    let server = PeerProcess::spawn_listening(sibling(server_binary), &serve_command, Duration::from_secs(20))?;
+    let clients: [(&str, &str, &[&str]); 5] = [
+        ("kj-cxx", "kj-bench-client", &[]),
+        ("capnp-lean-bridge", "bridge-peer", &[]),
+        ("capnp-lean-bridge-stock-stream", "bridge-peer", &["--transport", "stock"]),
+        ("capnp-lean-bridge-caller-thread", "bridge-peer", &["--caller-thread"]),
+        ("rust-capnp-rpc", "rust-peer", &[]),
     ];
     let mut samples: Vec<Sample> = Vec::new();
     for round in 0..rounds {
@@ -101,14 +98,14 @@ fn run(args: &[String]) -> Result<(), String> {
                 command.push("bench");
             }
             command.extend(["--connect", server.address(), "--calls", &calls, "--window", &window, "--payload", &payload]);
-            command.extend(extra);
+            command.extend(extra.iter().copied());
             let finished = run_to_completion(sibling(binary), &command, Duration::from_secs(600))?;
             if !finished.status.success() {
                 return Err(format!("{name} failed in round {round}: {}", finished.stderr));
             }
             let line = finished.stdout.lines().last().unwrap_or_default().to_string();
             samples.push(Sample {
-                client: text_field(&line, "client").unwrap_or_else(|_| name.to_string()),
+                client: name.to_string(),
                 p50_us: field(&line, "p50_us")?,
                 p99_us: field(&line, "p99_us")?,
                 calls_per_s: field(&line, "calls_per_s")?,
@@ -130,7 +127,7 @@ fn run(args: &[String]) -> Result<(), String> {
         })
         .collect();
     let native = summary.iter().find(|s| s.client == "kj-cxx").cloned().ok_or("no native KJ result")?;
-    println!("server: {server_binary} serve-interop; {calls} calls, {window} in flight, {payload}-byte payload, median of {rounds} rounds");
+    println!("server: {server_kind} ({server_binary} serve-interop); {calls} calls, {window} in flight, {payload}-byte payload, median of {rounds} rounds");
     println!("{:<32} {:>10} {:>10} {:>12} {:>12} {:>14}", "client", "p50 µs", "p99 µs", "calls/s", "p50 / KJ", "calls/s / KJ");
     for s in &summary {
         println!(

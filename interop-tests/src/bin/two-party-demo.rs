@@ -56,7 +56,7 @@ fn client(address: &str) -> Result<(), String> {
 fn both_in_one_process() -> Result<(), String> {
     let server = Runtime::new().map_err(|e| e.to_string())?;
     let bootstrap = bootstrap_for(&server, Service::Calculator)?;
-    let listener = capnp_lean::block_on(server.listen("127.0.0.1:0", &bootstrap))
+    let listener = capnp_lean::block_on(server.listen_with("127.0.0.1:0", &bootstrap, &interop_tests::bridge_peer::connection_options()))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     println!("server: serving the calculator on {} (KJ RpcSystem on its own loop thread)", listener.address());
