@@ -26,12 +26,15 @@ class HostServer final : public capnp::Capability::Server {
   DispatchCallResult dispatchCall(
       uint64_t interfaceId, uint16_t methodId,
       capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    // Copy first: reading params can throw (limits), and nothing must be allocated by then.
+    ReceivedMessage params;
+    params.copyFrom(context.getParams());
+    context.releaseParams();
     auto* call = new capnp_lean_server_call();
     call->core = core;
     core->ref();
     call->status = std::make_shared<capnp_lean_server_call::Status>();
-    call->params.copyFrom(context.getParams());
-    context.releaseParams();
+    call->params = kj::mv(params);
     // Without this, KJ would keep an unanswered call alive after the caller's Finish.
     context.allowCancellation();
     auto paf = kj::newPromiseAndFulfiller<void>();
