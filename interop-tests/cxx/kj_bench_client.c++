@@ -3,11 +3,16 @@
 // compare KJ, capnp-rpc and our bridge against one server.
 //
 // Usage: kj-bench-client --connect ADDR --calls N --window W --payload BYTES
-// ADDR is host:port or unix:/path (both understood by KJ's network address parser).
+//        kj-bench-client --connect ADDR --calls N --windows W,W,... --payload BYTES
+// ADDR is host:port or unix:/path (both understood by KJ's network address parser). The second
+// form is rust_peer::bench's matrix form: one sequential run, then one pipelined run per window,
+// one JSON line each with the process CPU time used (getrusage, which also marks the runs in an
+// `strace -f` log for rpc-bench).
 
 #include <capnp/ez-rpc.h>
 #include <kj/async.h>
 #include <kj/debug.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,11 +37,26 @@ struct Options {
   std::string address;
   uint32_t calls = 0;
   uint32_t window = 0;
+  std::vector<uint32_t> windows;  // non-empty selects the matrix form
   size_t payload = 0;
 };
 
 const char* const kUsage =
-    "usage: kj-bench-client --connect ADDR --calls N --window W --payload BYTES";
+    "usage: kj-bench-client --connect ADDR --calls N (--window W | --windows W,W,...) --payload BYTES";
+
+// Parses "1,8,64" into positive numbers; false if anything else is there.
+bool parseWindows(const char* text, std::vector<uint32_t>& windows) {
+  const char* cursor = text;
+  while (true) {
+    char* end = nullptr;
+    unsigned long long number = std::strtoull(cursor, &end, 10);
+    if (end == cursor || number == 0 || number > UINT32_MAX) return false;
+    windows.push_back(static_cast<uint32_t>(number));
+    if (*end == '\0') return true;
+    if (*end != ',') return false;
+    cursor = end + 1;
+  }
+}
 
 // Returns an empty string on success, otherwise what was wrong with the arguments.
 std::string parseOptions(int argc, const char** argv, Options& options) {
@@ -49,6 +69,11 @@ std::string parseOptions(int argc, const char** argv, Options& options) {
     if (name == "--connect") {
       options.address = value;
       seen[0] = true;
+      continue;
+    }
+    if (name == "--windows") {
+      if (!parseWindows(value, options.windows)) return name + " " + value + " is not a list of positive numbers";
+      seen[2] = true;
       continue;
     }
     unsigned long long number = std::strtoull(value, &end, 10);
@@ -94,12 +119,72 @@ kj::Promise<void> runLane(Interop::Client& interop, uint32_t& remaining,
 }
 
 // Nearest-rank percentile, the same definition as rust_peer::bench::percentile.
+// User + system CPU time of every thread of this process, µs.
+double processCpuMicros() {
+  struct rusage usage {};
+  KJ_SYSCALL(getrusage(RUSAGE_SELF, &usage));
+  auto micros = [](const struct timeval& t) { return t.tv_sec * 1e6 + t.tv_usec; };
+  return micros(usage.ru_utime) + micros(usage.ru_stime);
+}
+
 double percentileMicros(std::vector<double>& samples, double rank) {
   if (samples.empty()) return 0.0;
   std::sort(samples.begin(), samples.end());
   size_t index = static_cast<size_t>(std::ceil(rank / 100.0 * samples.size()));
   index = std::min(std::max<size_t>(index, 1), samples.size());
   return samples[index - 1];
+}
+
+// Keeps `window` echoes in flight until `calls` have been made.
+void runPipelined(Interop::Client& interop, uint32_t calls, uint32_t window,
+                  kj::ArrayPtr<const kj::byte> payload, kj::WaitScope& waitScope) {
+  uint32_t remaining = calls;
+  kj::Vector<kj::Promise<void>> lanes;
+  for (uint32_t i = 0; i < std::max<uint32_t>(window, 1); ++i) {
+    lanes.add(runLane(interop, remaining, payload));
+  }
+  kj::joinPromises(lanes.releaseAsArray()).wait(waitScope);
+}
+
+// The matrix form: prints the same lines as rust_peer::bench::Measurement::to_json.
+int runMatrix(const Options& options, Interop::Client& interop, kj::ArrayPtr<const kj::byte> payload,
+              kj::WaitScope& waitScope) {
+  std::vector<std::string> lines;
+  char line[512];
+  std::vector<double> samples;
+  samples.reserve(options.calls);
+  double cpuStart = processCpuMicros();
+  auto start = Clock::now();
+  for (uint32_t i = 0; i < options.calls; ++i) {
+    auto callStart = Clock::now();
+    echoOnce(interop, payload, waitScope);
+    samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - callStart).count());
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  double cpu = processCpuMicros() - cpuStart;
+  double p50 = percentileMicros(samples, 50.0);
+  double p99 = percentileMicros(samples, 99.0);
+  std::snprintf(line, sizeof(line),
+                "{\"client\":\"kj-cxx\",\"mode\":\"seq\",\"window\":null,\"calls\":%u,\"payload\":%zu,"
+                "\"seconds\":%.6f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"cpu_us\":%.0f}",
+                options.calls, options.payload, seconds, p50, p99, cpu);
+  lines.push_back(line);
+
+  for (uint32_t window : options.windows) {
+    cpuStart = processCpuMicros();
+    start = Clock::now();
+    runPipelined(interop, options.calls, window, payload, waitScope);
+    seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    cpu = processCpuMicros() - cpuStart;
+    std::snprintf(line, sizeof(line),
+                  "{\"client\":\"kj-cxx\",\"mode\":\"pipe\",\"window\":%u,\"calls\":%u,\"payload\":%zu,"
+                  "\"seconds\":%.6f,\"p50_us\":null,\"p99_us\":null,\"cpu_us\":%.0f}",
+                  window, options.calls, options.payload, seconds, cpu);
+    lines.push_back(line);
+  }
+  for (const auto& text : lines) std::printf("%s\n", text.c_str());
+  std::fflush(stdout);
+  return 0;
 }
 
 int runBenchmark(const Options& options) {
@@ -113,6 +198,7 @@ int runBenchmark(const Options& options) {
   kj::ArrayPtr<const kj::byte> payload(payloadBytes.data(), payloadBytes.size());
 
   for (uint32_t i = 0; i < kWarmupCalls; ++i) echoOnce(interop, payload, waitScope);
+  if (!options.windows.empty()) return runMatrix(options, interop, payload, waitScope);
 
   std::vector<double> samples;
   samples.reserve(options.calls);
@@ -122,13 +208,8 @@ int runBenchmark(const Options& options) {
     samples.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
   }
 
-  uint32_t remaining = options.calls;
   auto start = Clock::now();
-  kj::Vector<kj::Promise<void>> lanes;
-  for (uint32_t i = 0; i < std::max<uint32_t>(options.window, 1); ++i) {
-    lanes.add(runLane(interop, remaining, payload));
-  }
-  kj::joinPromises(lanes.releaseAsArray()).wait(waitScope);
+  runPipelined(interop, options.calls, options.window, payload, waitScope);
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
   double p50 = percentileMicros(samples, 50.0);

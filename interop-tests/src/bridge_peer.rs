@@ -9,7 +9,7 @@ use capnp_schemas::interop_capnp::interop;
 
 use crate::host::BridgeHost;
 use crate::process::LISTENING_PREFIX;
-use crate::rust_peer::bench::{measure, BenchConfig, BenchResult};
+use crate::rust_peer::bench::BenchPlan;
 use crate::scenarios::calculator::run_calculator_scenario;
 use crate::scenarios::interop::{check_step_names, run_interop_steps};
 use crate::servers::calculator::CalculatorServer;
@@ -94,21 +94,22 @@ pub enum ClientThread {
     Caller,
 }
 
-/// The benchmark from a bridge client whose code runs on `thread`.
-pub fn bench_interop(address: &str, config: BenchConfig, thread: ClientThread) -> Result<BenchResult, String> {
+/// The benchmark from a bridge client whose code runs on `thread`: the JSON lines to print.
+pub fn bench_interop(address: &str, plan: &BenchPlan, thread: ClientThread) -> Result<Vec<String>, String> {
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
     let connection = capnp_lean::block_on(connect(&runtime, address)).map_err(|e| e.to_string())??;
     match thread {
         ClientThread::Caller => crate::rust_peer::run_local(async {
             let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
-            measure("capnp-lean-bridge-caller-thread", &interop, config).await
+            plan.run("capnp-lean-bridge-caller-thread", &interop).await
         }),
         ClientThread::Loop => {
             let connection = std::sync::Arc::new(connection);
             let on_loop = connection.clone();
+            let plan = plan.clone();
             capnp_lean::block_on(runtime.run(move || async move {
                 let interop: interop::Client = on_loop.bootstrap().map_err(|e| e.to_string())?;
-                measure("capnp-lean-bridge", &interop, config).await
+                plan.run("capnp-lean-bridge", &interop).await
             }))
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?

@@ -29,3 +29,23 @@ pub fn bench_config(args: &[String], usage: &str) -> Result<crate::rust_peer::be
         payload: number(args, "--payload", usage)?,
     })
 }
+
+/// What a `bench` command measures: the matrix form when `--windows W,W,...` is given (see
+/// [`BenchPlan::Matrix`](crate::rust_peer::bench::BenchPlan)), else `--window W`.
+pub fn bench_plan(args: &[String], usage: &str) -> Result<crate::rust_peer::bench::BenchPlan, String> {
+    use crate::rust_peer::bench::{BenchPlan, MatrixConfig};
+    if !args.iter().any(|a| a == "--windows") {
+        return Ok(BenchPlan::Single(bench_config(args, usage)?));
+    }
+    let text = option(args, "--windows", usage)?;
+    let windows = text
+        .split(',')
+        .map(|w| w.parse::<u32>().ok().filter(|&w| w > 0))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(|| format!("--windows {text:?} is not a list of positive numbers"))?;
+    Ok(BenchPlan::Matrix(MatrixConfig {
+        calls: number(args, "--calls", usage)?,
+        windows,
+        payload: number(args, "--payload", usage)?,
+    }))
+}

@@ -2,6 +2,7 @@
 //! under test, the servers and client scenarios they run, and the frame-decoding wiretap.
 pub mod bridge_peer;
 pub mod cli;
+pub mod cpu;
 pub mod demo;
 pub mod host;
 pub mod process;
@@ -9,4 +10,5 @@ pub mod reliability;
 pub mod rust_peer;
 pub mod scenarios;
 pub mod servers;
+pub mod tcp_floor;
 pub mod wiretap;

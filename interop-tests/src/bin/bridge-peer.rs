@@ -8,15 +8,17 @@
 //! bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
 //! bridge-peer client-calculator --connect ADDR
 //! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
+//! bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--caller-thread]
 //! ```
 //! Every command takes `--transport stock|coalescing` (default coalescing; also read from
 //! `CAPNP_LEAN_TRANSPORT`). `bench` runs the client code on the runtime's loop thread, or with `--caller-thread` on the
-//! main thread (every call then crosses threads twice).
+//! main thread (every call then crosses threads twice); `--windows` prints one JSON line per
+//! measurement, as `rust-peer bench --windows` does.
 
 use std::process::ExitCode;
 
 use interop_tests::bridge_peer::{bench_interop, client_calculator, client_interop, serve_until_killed, ClientThread, Service};
-use interop_tests::cli::{bench_config, option, skip_list};
+use interop_tests::cli::{bench_plan, option, skip_list};
 use interop_tests::rust_peer::run_local;
 
 const USAGE: &str = "usage:
@@ -25,6 +27,7 @@ const USAGE: &str = "usage:
   bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
   bridge-peer client-calculator --connect ADDR
   bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
+  bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--caller-thread]
 ADDR is host:port or unix:/path; every command takes --transport stock|coalescing";
 
 fn main() -> ExitCode {
@@ -52,8 +55,9 @@ fn run(args: &[String]) -> Result<(), String> {
         "client-calculator" => run_local(client_calculator(connect()?)),
         "bench" => {
             let thread = if args.iter().any(|a| a == "--caller-thread") { ClientThread::Caller } else { ClientThread::Loop };
-            let result = bench_interop(connect()?, bench_config(args, USAGE)?, thread)?;
-            println!("{}", result.to_json());
+            for line in bench_interop(connect()?, &bench_plan(args, USAGE)?, thread)? {
+                println!("{line}");
+            }
             Ok(())
         }
         other => Err(format!("unknown command {other:?}\n{USAGE}")),

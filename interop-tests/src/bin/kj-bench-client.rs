@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! kj-bench-client --connect ADDR --calls N --window W --payload BYTES
+//! kj-bench-client --connect ADDR --calls N --windows W,W,... --payload BYTES
 //! ```
 //! The work happens in `cxx/kj_bench_client.c++`; this binary only passes the arguments through.
 #![allow(unsafe_code)]

@@ -7,16 +7,18 @@
 //! rust-peer client-interop --connect ADDR [--skip STEP,STEP...]
 //! rust-peer client-calculator --connect ADDR
 //! rust-peer bench --connect ADDR --calls N --window W --payload BYTES
+//! rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES
 //! ```
 //! ADDR is `host:port` or `unix:/path`. Servers print `listening on ADDR` once ready and serve
 //! until killed; clients exit 0 only if every result was right. `--skip` leaves out named steps
 //! of the interop scenario (e.g. `reflect`, which a KJ server answers with a call capnp-rpc 0.27.3
-//! never executes).
+//! never executes). `bench --windows` prints one JSON line per measurement (a sequential run,
+//! then one pipelined run per window; see `rust_peer::bench::Measurement`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use interop_tests::cli::{bench_config, skip_list};
+use interop_tests::cli::{bench_plan, skip_list};
 use interop_tests::process::LISTENING_PREFIX;
 use interop_tests::rust_peer::bench::bench_interop;
 use interop_tests::host::RpcHost;
@@ -31,6 +33,7 @@ const USAGE: &str = "usage:
   rust-peer client-interop --connect ADDR [--skip STEP,STEP...]
   rust-peer client-calculator --connect ADDR
   rust-peer bench --connect ADDR --calls N --window W --payload BYTES
+  rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES
 ADDR is host:port or unix:/path; client-interop steps (for --skip): echo, fail, counter,
 counter-later, reflect, call-back, hang, not-implemented";
 
@@ -57,9 +60,10 @@ fn run(args: &[String]) -> Result<(), String> {
         "client-interop" => run_local(client_interop(option(args, "--connect")?, &skip_list(args, USAGE)?)),
         "client-calculator" => run_local(client_calculator(option(args, "--connect")?)),
         "bench" => {
-            let config = bench_config(args, USAGE)?;
-            let result = run_local(bench_interop(option(args, "--connect")?, config))?;
-            println!("{}", result.to_json());
+            let plan = bench_plan(args, USAGE)?;
+            for line in run_local(bench_interop(option(args, "--connect")?, &plan))? {
+                println!("{line}");
+            }
             Ok(())
         }
         _ => Err(format!("unknown command {command:?}\n{USAGE}")),

@@ -4,6 +4,10 @@
 //! so results from both can be compared line by line: first `WARMUP_CALLS` unmeasured echoes, then
 //! `calls` sequential echoes (each awaited before the next; p50/p99 by nearest rank), then `calls`
 //! echoes again with `window` of them always in flight (calls per second over the whole batch).
+//!
+//! The matrix form ([`BenchPlan::Matrix`], `--windows 1,8,64,256`) used by `rpc-bench` measures
+//! one sequential run and one pipelined run per window in one process and prints one
+//! [`Measurement`] line for each, with the process CPU time it used.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 use capnp::Error;
 use capnp_schemas::interop_capnp::interop;
 
+use crate::cpu::CpuClock;
 use crate::scenarios::interop::echo;
 use super::{connect, Address};
 
@@ -53,6 +58,77 @@ impl BenchResult {
     }
 }
 
+/// The matrix form: one sequential run, then one pipelined run per window, same payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixConfig {
+    /// Calls per measurement.
+    pub calls: u32,
+    /// Calls in flight for each pipelined run, in order.
+    pub windows: Vec<u32>,
+    /// Echo payload size in bytes.
+    pub payload: usize,
+}
+
+/// What one bench process measures.
+#[derive(Debug, Clone)]
+pub enum BenchPlan {
+    /// `--window W`: one JSON line ([`BenchResult`]).
+    Single(BenchConfig),
+    /// `--windows W,W,...`: one JSON line per measurement ([`Measurement`]).
+    Matrix(MatrixConfig),
+}
+
+impl BenchPlan {
+    /// Warms up, runs the plan over `interop` and returns the JSON lines to print.
+    pub async fn run(&self, client: &str, interop: &interop::Client) -> Result<Vec<String>, String> {
+        match self {
+            BenchPlan::Single(config) => Ok(vec![measure(client, interop, *config).await?.to_json()]),
+            BenchPlan::Matrix(config) => {
+                Ok(measure_matrix(client, interop, config).await?.iter().map(Measurement::to_json).collect())
+            }
+        }
+    }
+}
+
+/// One measurement of the matrix form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Which client produced it.
+    pub client: String,
+    /// `None` for the sequential run, else the calls kept in flight.
+    pub window: Option<u32>,
+    /// Calls made.
+    pub calls: u32,
+    /// Echo payload size in bytes.
+    pub payload: usize,
+    /// Wall-clock time of the whole run, seconds.
+    pub seconds: f64,
+    /// Median and 99th-percentile round trip, µs (sequential run only).
+    pub latency_us: Option<(f64, f64)>,
+    /// CPU time (all threads of the process) used by the run, µs.
+    pub cpu_us: f64,
+}
+
+impl Measurement {
+    /// One JSON object on one line (the format the KJ bench client prints too):
+    /// `{"client","mode":"seq"|"pipe","window","calls","payload","seconds","p50_us","p99_us","cpu_us"}`,
+    /// `window` `null` and latencies present for `seq`, latencies `null` for `pipe`.
+    pub fn to_json(&self) -> String {
+        let (mode, window) = match self.window {
+            None => ("seq", "null".to_string()),
+            Some(window) => ("pipe", window.to_string()),
+        };
+        let (p50, p99) = match self.latency_us {
+            Some((p50, p99)) => (format!("{p50:.1}"), format!("{p99:.1}")),
+            None => ("null".into(), "null".into()),
+        };
+        format!(
+            "{{\"client\":\"{}\",\"mode\":\"{mode}\",\"window\":{window},\"calls\":{},\"payload\":{},\"seconds\":{:.6},\"p50_us\":{p50},\"p99_us\":{p99},\"cpu_us\":{:.0}}}",
+            self.client, self.calls, self.payload, self.seconds, self.cpu_us
+        )
+    }
+}
+
 /// The `rank`-th percentile (0..=100) of `samples` by the nearest-rank method.
 pub fn percentile(samples: &mut [Duration], rank: f64) -> Duration {
     if samples.is_empty() {
@@ -90,11 +166,11 @@ pub async fn pipelined_throughput(interop: &interop::Client, calls: u32, window:
     Ok(f64::from(calls) / start.elapsed().as_secs_f64())
 }
 
-/// Connects to an `Interop` server at `address` and runs the whole benchmark.
-pub async fn bench_interop(address: &str, config: BenchConfig) -> Result<BenchResult, String> {
+/// Connects to an `Interop` server at `address`, runs `plan` and returns the JSON lines to print.
+pub async fn bench_interop(address: &str, plan: &BenchPlan) -> Result<Vec<String>, String> {
     let address = Address::parse(address).map_err(|e| e.to_string())?;
     let connection = connect(&address).await.map_err(|e| format!("connect to {address}: {e}"))?;
-    let result = measure("rust-capnp-rpc", &connection.bootstrap(), config).await;
+    let result = plan.run("rust-capnp-rpc", &connection.bootstrap()).await;
     let _ = connection.disconnect().await;
     result
 }
@@ -114,6 +190,41 @@ pub async fn measure(client: &str, interop: &interop::Client, config: BenchConfi
         p99_us: micros(percentile(&mut samples, 99.0)),
         calls_per_s,
     })
+}
+
+/// Runs the matrix form over an already connected `interop`: warm-up, then the sequential run,
+/// then one pipelined run per window, each bracketed by [`CpuClock`] readings.
+pub async fn measure_matrix(client: &str, interop: &interop::Client, config: &MatrixConfig) -> Result<Vec<Measurement>, String> {
+    let payload = vec![0x5a; config.payload];
+    let failed = |e: Error| format!("echo failed: {e}");
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let measurement = |window, seconds, latency_us, cpu_us| Measurement {
+        client: client.into(),
+        window,
+        calls: config.calls,
+        payload: config.payload,
+        seconds,
+        latency_us,
+        cpu_us,
+    };
+    sequential_latencies(interop, WARMUP_CALLS, &payload).await.map_err(failed)?;
+
+    let cpu = CpuClock::start();
+    let start = Instant::now();
+    let mut samples = sequential_latencies(interop, config.calls, &payload).await.map_err(failed)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_us = cpu.elapsed_us();
+    let latency = (micros(percentile(&mut samples, 50.0)), micros(percentile(&mut samples, 99.0)));
+    let mut measurements = vec![measurement(None, seconds, Some(latency), cpu_us)];
+
+    for &window in &config.windows {
+        let cpu = CpuClock::start();
+        let start = Instant::now();
+        pipelined_throughput(interop, config.calls, window, &payload).await.map_err(failed)?;
+        let seconds = start.elapsed().as_secs_f64();
+        measurements.push(measurement(Some(window), seconds, None, cpu.elapsed_us()));
+    }
+    Ok(measurements)
 }
 
 #[cfg(test)]
@@ -140,6 +251,28 @@ mod tests {
         assert_eq!(
             result.to_json(),
             r#"{"client":"x","calls":10,"window":4,"payload":64,"p50_us":12.3,"p99_us":56.8,"calls_per_s":1234}"#
+        );
+    }
+
+    #[test]
+    fn matrix_lines_say_seq_or_pipe_and_null_the_latencies_of_pipelined_runs() {
+        let seq = Measurement {
+            client: "x".into(),
+            window: None,
+            calls: 10,
+            payload: 16,
+            seconds: 0.5,
+            latency_us: Some((12.34, 56.78)),
+            cpu_us: 99.4,
+        };
+        assert_eq!(
+            seq.to_json(),
+            r#"{"client":"x","mode":"seq","window":null,"calls":10,"payload":16,"seconds":0.500000,"p50_us":12.3,"p99_us":56.8,"cpu_us":99}"#
+        );
+        let pipe = Measurement { window: Some(8), latency_us: None, ..seq };
+        assert_eq!(
+            pipe.to_json(),
+            r#"{"client":"x","mode":"pipe","window":8,"calls":10,"payload":16,"seconds":0.500000,"p50_us":null,"p99_us":null,"cpu_us":99}"#
         );
     }
 }
