@@ -7,6 +7,7 @@ pub mod demo;
 pub mod host;
 pub mod process;
 pub mod reliability;
+pub mod rpc_bench;
 pub mod rust_peer;
 pub mod scenarios;
 pub mod servers;

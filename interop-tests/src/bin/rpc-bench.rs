@@ -1,61 +1,50 @@
-//! `rpc-bench`: one server, three clients, one run. Starts an `Interop` server (the bridge by
-//! default), then runs the native C++ KJ client, the capnp-lean bridge client and the Rust
-//! capnp-rpc client against it one after another, each in its own process, and prints
-//! sequential latency (p50, p99) and pipelined throughput with ratios against native KJ.
+//! `rpc-bench`: every client against one server, in one run. Starts an `Interop` server (the
+//! bridge by default) and a raw TCP echo server, then runs each client of
+//! `interop_tests::rpc_bench::plan::CLIENTS` as its own process for every payload (16 B, 1 KiB,
+//! 64 KiB): the TCP floor (sequential only), the native C++ KJ client, the bridge on the stock and
+//! on the coalescing stream, the bridge with client code off the loop thread, and the Rust
+//! capnp-rpc client. Each measures sequential latency and pipelined throughput with 1, 8, 64 and
+//! 256 calls in flight, and its own CPU time per run; a shorter pass under `strace -f` (when
+//! installed) counts syscalls per call.
 //!
 //! ```text
-//! rpc-bench [--server bridge|bridge-stock|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]
+//! rpc-bench [--quick] [--server bridge|bridge-stock|rust] [--calls N] [--rounds R]
+//!           [--strace-calls N] [--no-strace] [--no-plot] [--out DIR]
 //! ```
-//! Rounds alternate the clients so that machine noise spreads over all of them; the table shows
-//! the median of each client's rounds. Build with `--release` for meaningful numbers.
+//! Writes `DIR/results.json` (default `target/rpc-bench/`), prints ratios against the native KJ
+//! client (median of the rounds, which alternate clients so machine noise spreads over all), and
+//! draws `DIR/throughput.png` with `scripts/plot-bench.py`. Build with `--release`.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-use interop_tests::cli::option;
+use interop_tests::cli::{number, option};
 use interop_tests::process::{run_to_completion, PeerProcess};
+use interop_tests::rpc_bench::plan::{calls_for, ClientSpec, ServerKind, CLIENTS, PAYLOADS, WINDOWS};
+use interop_tests::rpc_bench::results::{document, medians, Run, Sample};
+use interop_tests::rpc_bench::strace::syscalls_per_measurement;
+use interop_tests::rpc_bench::table::{payload_name, ratio_table};
 
-const USAGE: &str = "usage: rpc-bench [--server bridge|bridge-stock|rust] [--calls N] [--window W] [--payload BYTES] [--rounds R] [--json FILE]";
+const USAGE: &str = "usage: rpc-bench [--quick] [--server bridge|bridge-stock|rust] [--calls N] [--rounds R]
+                 [--strace-calls N] [--no-strace] [--no-plot] [--out DIR]";
+const PLOT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/plot-bench.py");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One client's measurement, as its bench command printed it.
-#[derive(Debug, Clone)]
-struct Sample {
-    client: String,
-    p50_us: f64,
-    p99_us: f64,
-    calls_per_s: f64,
-}
-
-fn field(json: &str, name: &str) -> Result<f64, String> {
-    let key = format!("\"{name}\":");
-    let start = json.find(&key).ok_or_else(|| format!("no {name} in {json}"))? + key.len();
-    let rest = &json[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().map_err(|_| format!("{name} is not a number in {json}"))
-}
-
-fn sibling(name: &str) -> PathBuf {
-    let me = std::env::current_exe().expect("the running binary has a path");
-    me.with_file_name(name)
-}
-
-fn number_or(args: &[String], name: &str, default: u64) -> Result<u64, String> {
-    if args.iter().any(|a| a == name) {
-        option(args, name, USAGE)?.parse().map_err(|_| format!("{name} needs a number"))
-    } else {
-        Ok(default)
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// The command line.
+struct Settings {
+    server: &'static str,
+    calls: u32,
+    rounds: u32,
+    strace_calls: Option<u32>,
+    plot: bool,
+    out: PathBuf,
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match settings(&args).and_then(|s| run(&s)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("rpc-bench: {message}");
@@ -64,85 +53,177 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let server_kind = if args.iter().any(|a| a == "--server") { option(args, "--server", USAGE)? } else { "bridge" };
-    let (server_binary, server_args): (&str, &[&str]) = match server_kind {
-        "bridge" => ("bridge-peer", &[]),
-        "bridge-stock" => ("bridge-peer", &["--transport", "stock"]),
-        "rust" => ("rust-peer", &[]),
-        other => return Err(format!("unknown server {other:?}\n{USAGE}")),
-    };
-    let calls = number_or(args, "--calls", 20_000)?.to_string();
-    let window = number_or(args, "--window", 64)?.to_string();
-    let payload = number_or(args, "--payload", 16)?.to_string();
-    let rounds = number_or(args, "--rounds", 3)?.max(1);
-    if cfg!(debug_assertions) {
-        eprintln!("rpc-bench: warning: this is a debug build; run `cargo run --release --bin rpc-bench` for real numbers");
-    }
+fn flag(args: &[String], name: &str) -> bool {
+    args.iter().any(|a| a == name)
+}
 
-    let mut serve_command = vec!["serve-interop", "--listen", "127.0.0.1:0"];
-    serve_command.extend(server_args.iter().copied());
-    let server = PeerProcess::spawn_listening(sibling(server_binary), &serve_command, Duration::from_secs(20))?;
-    let clients: [(&str, &str, &[&str]); 5] = [
-        ("kj-cxx", "kj-bench-client", &[]),
-        ("capnp-lean-bridge", "bridge-peer", &[]),
-        ("capnp-lean-bridge-stock-stream", "bridge-peer", &["--transport", "stock"]),
-        ("capnp-lean-bridge-caller-thread", "bridge-peer", &["--caller-thread"]),
-        ("rust-capnp-rpc", "rust-peer", &[]),
-    ];
-    let mut samples: Vec<Sample> = Vec::new();
-    for round in 0..rounds {
-        for (name, binary, extra) in clients {
-            let mut command: Vec<&str> = Vec::new();
-            if binary != "kj-bench-client" {
-                command.push("bench");
-            }
-            command.extend(["--connect", server.address(), "--calls", &calls, "--window", &window, "--payload", &payload]);
-            command.extend(extra.iter().copied());
-            let finished = run_to_completion(sibling(binary), &command, Duration::from_secs(600))?;
-            if !finished.status.success() {
-                return Err(format!("{name} failed in round {round}: {}", finished.stderr));
-            }
-            let line = finished.stdout.lines().last().unwrap_or_default().to_string();
-            samples.push(Sample {
-                client: name.to_string(),
-                p50_us: field(&line, "p50_us")?,
-                p99_us: field(&line, "p99_us")?,
-                calls_per_s: field(&line, "calls_per_s")?,
-            });
+fn number_or(args: &[String], name: &str, default: u32) -> Result<u32, String> {
+    if flag(args, name) { number(args, name, USAGE) } else { Ok(default) }
+}
+
+fn settings(args: &[String]) -> Result<Settings, String> {
+    let known = ["--quick", "--server", "--calls", "--rounds", "--strace-calls", "--no-strace", "--no-plot", "--out"];
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if !known.contains(&arg.as_str()) {
+            return Err(format!("unknown option {arg:?}\n{USAGE}"));
+        }
+        if !arg.starts_with("--no-") && arg != "--quick" {
+            rest.next();
         }
     }
+    let quick = flag(args, "--quick");
+    let server = match if flag(args, "--server") { option(args, "--server", USAGE)? } else { "bridge" } {
+        "bridge" => "bridge",
+        "bridge-stock" => "bridge-stock",
+        "rust" => "rust",
+        other => return Err(format!("unknown server {other:?}\n{USAGE}")),
+    };
+    let calls = number_or(args, "--calls", if quick { 300 } else { 4000 })?.max(1);
+    let strace_calls = number_or(args, "--strace-calls", if quick { 100 } else { (calls / 4).max(200) })?.max(1);
+    let out = if flag(args, "--out") { PathBuf::from(option(args, "--out", USAGE)?) } else { default_out_dir()? };
+    Ok(Settings {
+        server,
+        calls,
+        rounds: number_or(args, "--rounds", if quick { 1 } else { 3 })?.max(1),
+        strace_calls: (!flag(args, "--no-strace")).then_some(strace_calls),
+        plot: !flag(args, "--no-plot"),
+        out,
+    })
+}
 
-    let summary: Vec<Sample> = clients
-        .iter()
-        .map(|(name, _, _)| {
-            let mine: Vec<&Sample> = samples.iter().filter(|s| s.client == *name).collect();
-            let pick = |f: fn(&Sample) -> f64| median(&mut mine.iter().map(|s| f(s)).collect::<Vec<_>>());
-            Sample {
-                client: name.to_string(),
-                p50_us: pick(|s| s.p50_us),
-                p99_us: pick(|s| s.p99_us),
-                calls_per_s: pick(|s| s.calls_per_s),
-            }
-        })
-        .collect();
-    let native = summary.iter().find(|s| s.client == "kj-cxx").cloned().ok_or("no native KJ result")?;
-    println!("server: {server_kind} ({server_binary} serve-interop); {calls} calls, {window} in flight, {payload}-byte payload, median of {rounds} rounds");
-    println!("{:<32} {:>10} {:>10} {:>12} {:>12} {:>14}", "client", "p50 µs", "p99 µs", "calls/s", "p50 / KJ", "calls/s / KJ");
-    for s in &summary {
-        println!(
-            "{:<32} {:>10.1} {:>10.1} {:>12.0} {:>11.2}× {:>13.2}×",
-            s.client, s.p50_us, s.p99_us, s.calls_per_s, s.p50_us / native.p50_us, s.calls_per_s / native.calls_per_s
-        );
+/// `target/rpc-bench`: this binary lives in `target/<profile>/`.
+fn default_out_dir() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let target = me.parent().and_then(Path::parent).ok_or("this binary is not in target/<profile>/")?;
+    Ok(target.join("rpc-bench"))
+}
+
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe().expect("the running binary has a path").with_file_name(name)
+}
+
+fn run(settings: &Settings) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("rpc-bench: warning: debug build; use `cargo run --release -p interop-tests --bin rpc-bench` for real numbers");
     }
-    if args.iter().any(|a| a == "--json") {
-        let path = option(args, "--json", USAGE)?;
-        let runs: Vec<String> = samples
-            .iter()
-            .map(|s| format!("{{\"client\":\"{}\",\"p50_us\":{:.1},\"p99_us\":{:.1},\"calls_per_s\":{:.0}}}", s.client, s.p50_us, s.p99_us, s.calls_per_s))
-            .collect();
-        let json = format!("{{\"server\":\"{server_binary}\",\"calls\":{calls},\"window\":{window},\"payload\":{payload},\"runs\":[{}]}}\n", runs.join(","));
-        std::fs::write(path, json).map_err(|e| format!("cannot write {path}: {e}"))?;
+    let started = Instant::now();
+    let (server_binary, server_args): (&str, &[&str]) = match settings.server {
+        "bridge" => ("bridge-peer", &["--transport", "coalescing"]),
+        "bridge-stock" => ("bridge-peer", &["--transport", "stock"]),
+        _ => ("rust-peer", &[]),
+    };
+    let mut serve = vec!["serve-interop", "--listen", "127.0.0.1:0"];
+    serve.extend(server_args);
+    let rpc_server = PeerProcess::spawn_listening(sibling(server_binary), &serve, START_TIMEOUT)?;
+    let echo_server = PeerProcess::spawn_listening(sibling("tcp-floor"), &["serve-echo", "--listen", "127.0.0.1:0"], START_TIMEOUT)?;
+    let address = |spec: &ClientSpec| match spec.server {
+        ServerKind::Rpc => rpc_server.address().to_string(),
+        ServerKind::TcpEcho => echo_server.address().to_string(),
+    };
+
+    let mut samples = Vec::new();
+    for round in 0..settings.rounds {
+        for payload in PAYLOADS {
+            // Rotate the order each round so no client always runs first or last.
+            for i in 0..CLIENTS.len() {
+                let spec = CLIENTS[(i + round as usize) % CLIENTS.len()];
+                let calls = calls_for(settings.calls, payload);
+                let command = spec.command(&address(&spec), calls, payload, &WINDOWS);
+                eprintln!("rpc-bench: round {}/{}: {} {}", round + 1, settings.rounds, spec.label(), payload_name(payload));
+                samples.extend(measure(spec, &command)?);
+            }
+        }
+    }
+    let mut runs = medians(&samples);
+
+    let strace_note = match settings.strace_calls {
+        None => "syscalls per call: not measured (--no-strace)".to_string(),
+        Some(_) if !strace_installed() => {
+            "syscalls per call: not measured, `strace` is not installed (apt-get install strace)".to_string()
+        }
+        Some(calls) => {
+            for spec in CLIENTS {
+                for payload in PAYLOADS {
+                    let calls = calls_for(calls, payload);
+                    eprintln!("rpc-bench: strace pass: {} {}", spec.label(), payload_name(payload));
+                    count_syscalls(spec, &spec.command(&address(&spec), calls, payload, &WINDOWS), &settings.out, &mut runs)?;
+                }
+            }
+            format!("syscalls per call: from a separate pass under `strace -f` with {calls} calls per measurement (a quarter for 64 KiB)")
+        }
+    };
+
+    std::fs::create_dir_all(&settings.out).map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
+    let results = settings.out.join("results.json");
+    let json = serde_json::to_string_pretty(&document(&runs)).map_err(|e| e.to_string())?;
+    std::fs::write(&results, json + "\n").map_err(|e| format!("cannot write {}: {e}", results.display()))?;
+
+    println!(
+        "server: {server_binary} serve-interop {}; {} calls per measurement (a quarter for 64 KiB), median of {} rounds",
+        server_args.join(" "),
+        settings.calls,
+        settings.rounds
+    );
+    println!("p50/KJ: sequential latency ratio (lower is faster); wN/KJ: calls/s with N in flight (higher is faster)");
+    print!("{}", ratio_table(&runs));
+    println!("\n{strace_note}");
+    println!("wrote {} ({} entries)", results.display(), runs.len());
+    if settings.plot {
+        plot(&results, &settings.out.join("throughput.png"));
+    }
+    println!("took {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs one client process and parses each line it printed.
+fn measure(spec: ClientSpec, command: &[String]) -> Result<Vec<Sample>, String> {
+    let command: Vec<&str> = command.iter().map(String::as_str).collect();
+    let finished = run_to_completion(sibling(spec.binary), &command, RUN_TIMEOUT)?;
+    if !finished.status.success() {
+        return Err(format!("{} failed ({}): {}", spec.label(), finished.status, finished.stderr));
+    }
+    finished.stdout.lines().map(|line| Sample::parse(spec, line)).collect()
+}
+
+fn strace_installed() -> bool {
+    Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Runs one client under `strace -f` and records syscalls per call into the matching `runs`.
+fn count_syscalls(spec: ClientSpec, command: &[String], out: &Path, runs: &mut [Run]) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let log = out.join("strace.log");
+    let log_arg = log.display().to_string();
+    let binary = sibling(spec.binary).display().to_string();
+    let mut traced: Vec<&str> = vec!["-f", "-qq", "-o", &log_arg, &binary];
+    traced.extend(command.iter().map(String::as_str));
+    let finished = run_to_completion("strace", &traced, RUN_TIMEOUT)?;
+    if !finished.status.success() {
+        return Err(format!("{} under strace failed ({}): {}", spec.label(), finished.status, finished.stderr));
+    }
+    let text = std::fs::read_to_string(&log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+    let _ = std::fs::remove_file(&log);
+    let counts = syscalls_per_measurement(&text)?;
+    let samples: Vec<Sample> = finished.stdout.lines().map(|line| Sample::parse(spec, line)).collect::<Result<_, _>>()?;
+    if counts.len() != samples.len() {
+        return Err(format!("{}: {} measurements but {} getrusage pairs under strace", spec.label(), samples.len(), counts.len()));
+    }
+    for (sample, count) in samples.iter().zip(counts) {
+        if let Some(run) = runs.iter_mut().find(|r| r.cell == sample.cell) {
+            run.syscalls_per_call = Some(count as f64 / f64::from(sample.calls));
+        }
     }
     Ok(())
+}
+
+/// Draws the throughput plot with `scripts/plot-bench.py` (`$RPC_BENCH_PYTHON`, else `python3`);
+/// a missing Python or matplotlib is reported, not fatal.
+fn plot(results: &Path, png: &Path) {
+    let python = std::env::var("RPC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    match Command::new(&python).arg(PLOT_SCRIPT).arg(results).arg(png).output() {
+        Ok(output) if output.status.success() => println!("wrote {}", png.display()),
+        Ok(output) => println!("no plot: {} said: {}", PLOT_SCRIPT, String::from_utf8_lossy(&output.stderr).trim()),
+        Err(e) => println!("no plot: cannot run {python} ({e}); set RPC_BENCH_PYTHON to a Python with matplotlib"),
+    }
 }
