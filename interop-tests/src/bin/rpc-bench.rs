@@ -142,16 +142,12 @@ fn run(settings: &Settings) -> Result<(), String> {
         Some(_) if !strace_installed() => {
             "syscalls per call: not measured, `strace` is not installed (apt-get install strace)".to_string()
         }
-        Some(calls) => {
-            for spec in CLIENTS {
-                for payload in PAYLOADS {
-                    let calls = calls_for(calls, payload);
-                    eprintln!("rpc-bench: strace pass: {} {}", spec.label(), payload_name(payload));
-                    count_syscalls(spec, &spec.command(&address(&spec), calls, payload, &WINDOWS), &settings.out, &mut runs)?;
-                }
-            }
-            format!("syscalls per call: from a separate pass under `strace -f` with {calls} calls per measurement (a quarter for 64 KiB)")
-        }
+        Some(calls) => match strace_pass(calls, &address, &settings.out, &mut runs) {
+            Ok(()) => format!(
+                "syscalls per call: from a separate pass under `strace -f` with {calls} calls per measurement (a quarter for 64 KiB)"
+            ),
+            Err(e) => format!("syscalls per call: not measured, the strace pass failed: {e}"),
+        },
     };
 
     std::fs::create_dir_all(&settings.out).map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
@@ -188,6 +184,18 @@ fn measure(spec: ClientSpec, command: &[String]) -> Result<Vec<Sample>, String> 
 
 fn strace_installed() -> bool {
     Command::new("strace").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Runs every client and payload once more under `strace -f`, `calls` per measurement.
+fn strace_pass(calls: u32, address: &dyn Fn(&ClientSpec) -> String, out: &Path, runs: &mut [Run]) -> Result<(), String> {
+    for spec in CLIENTS {
+        for payload in PAYLOADS {
+            let calls = calls_for(calls, payload);
+            eprintln!("rpc-bench: strace pass: {} {}", spec.label(), payload_name(payload));
+            count_syscalls(spec, &spec.command(&address(&spec), calls, payload, &WINDOWS), out, runs)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs one client under `strace -f` and records syscalls per call into the matching `runs`.

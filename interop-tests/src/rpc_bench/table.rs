@@ -26,7 +26,7 @@ fn figure(value: Option<f64>, digits: usize) -> String {
 
 /// Human-readable payload size.
 pub fn payload_name(payload: usize) -> String {
-    if payload >= 1024 && payload % 1024 == 0 {
+    if payload >= 1024 && payload.is_multiple_of(1024) {
         format!("{} KiB", payload / 1024)
     } else {
         format!("{payload} B")
