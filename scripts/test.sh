@@ -12,6 +12,7 @@ trap 'rm -f "$skips"' EXIT
 export CAPNP_LEAN_SKIP_LOG="$skips"
 cargo build --quiet --workspace --all-targets
 cargo test --workspace --no-fail-fast
+bash scripts/test-sanitizers.sh
 # The bridge's default transport is the coalescing stream; prove wire compatibility on KJ's
 # stock stream too by running every bridge interop suite again on it.
 CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --test bridge_faults \
