@@ -1,5 +1,6 @@
 //! The ratio table `rpc-bench` prints: per payload, one row per client, each figure divided by
-//! the native KJ client's ([`BASELINE`]) in the same mode, window and payload.
+//! the native KJ client's ([`BASELINE`]) in the same mode, window and payload; sequential p50 is
+//! also divided by the raw TCP floor's.
 
 use std::fmt::Write;
 
@@ -42,22 +43,25 @@ pub fn ratio_table(runs: &[Run]) -> String {
             continue;
         }
         let _ = writeln!(out, "\npayload {}: ratios against {} in the same mode and window", payload_name(payload), baseline_spec.label());
-        let mut header = format!("{:<44} {:>8} {:>8} {:>7}", "client/transport", "p50 µs", "p99 µs", "p50/KJ");
+        let mut header = format!("{:<44} {:>8} {:>8} {:>7} {:>9}", "client/transport", "p50 µs", "p99 µs", "p50/KJ", "p50/floor");
         for window in WINDOWS {
             let _ = write!(header, " {:>8}", format!("w{window}/KJ"));
         }
         let _ = write!(header, " {:>10} {:>14} {:>14}", "w64 call/s", "cpu µs seq|64", "sysc seq|64");
         let _ = writeln!(out, "{header}");
         let base_seq = find(runs, baseline_spec, None, payload);
+        let floor_seq = CLIENTS.iter().find(|c| c.sequential_only).and_then(|floor| find(runs, floor, None, payload));
+        let p50 = |run: &Option<Run>| run.as_ref().and_then(|r| r.latency_us).map(|l| l.0);
         for spec in &CLIENTS {
             let Some(seq) = find(runs, spec, None, payload) else { continue };
             let latency = seq.latency_us;
             let mut row = format!(
-                "{:<44} {:>8} {:>8} {:>7}",
+                "{:<44} {:>8} {:>8} {:>7} {:>9}",
                 spec.label(),
                 figure(latency.map(|l| l.0), 1),
                 figure(latency.map(|l| l.1), 1),
-                ratio(latency.map(|l| l.0), base_seq.as_ref().and_then(|b| b.latency_us).map(|l| l.0)),
+                ratio(latency.map(|l| l.0), p50(&base_seq)),
+                ratio(latency.map(|l| l.0), p50(&floor_seq)),
             );
             for window in WINDOWS {
                 let mine = find(runs, spec, Some(window), payload).map(|r| r.calls_per_sec);
@@ -99,10 +103,17 @@ mod tests {
     fn rows_divide_by_the_native_kj_client_in_the_same_window() {
         let kj = CLIENTS[1];
         let bridge = CLIENTS[3];
-        let runs = vec![run(kj, None, 100.0), run(kj, Some(64), 1000.0), run(bridge, None, 110.0), run(bridge, Some(64), 1500.0)];
+        let floor = CLIENTS[0];
+        let runs = vec![
+            run(floor, None, 50.0),
+            run(kj, None, 100.0),
+            run(kj, Some(64), 1000.0),
+            run(bridge, None, 110.0),
+            run(bridge, Some(64), 1500.0),
+        ];
         let table = ratio_table(&runs);
         let row = table.lines().find(|l| l.starts_with("capnp-lean-bridge/coalescing")).unwrap();
-        assert!(row.contains("1.10×") && row.contains("1.50×"), "{table}");
+        assert!(row.contains("1.10×") && row.contains("2.20×") && row.contains("1.50×"), "{table}");
         assert!(table.contains("payload 16 B"), "{table}");
     }
 
