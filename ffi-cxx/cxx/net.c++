@@ -211,11 +211,15 @@ capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd,
                                                  capnp_lean_connection** out,
                                                  capnp_lean_error** err) {
   return guarded(err, [&]() -> capnp_lean_status {
-    ConnectionLimits limits;
-    if (rt == nullptr || out == nullptr || fd < 0 || !ConnectionLimits::from(options, limits, err)) {
+    if (rt == nullptr || out == nullptr || fd < 0) {
       if (fd >= 0) ::close(fd);
       return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
-                  "rt and out must not be NULL, fd must be a valid descriptor and options valid");
+                  "rt and out must not be NULL and fd must be a valid descriptor");
+    }
+    ConnectionLimits limits;
+    if (!ConnectionLimits::from(options, limits, err)) {  // fills *err itself
+      ::close(fd);
+      return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
     }
     Core* core = rt->core;
     auto side = is_server ? capnp::rpc::twoparty::Side::SERVER : capnp::rpc::twoparty::Side::CLIENT;

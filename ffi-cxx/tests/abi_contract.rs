@@ -126,9 +126,23 @@ unsafe extern "C" fn record_failure(_user: *mut c_void, call: *mut capnp_lean_ca
     }
 }
 
-unsafe extern "C" fn never_answer(_u: *mut c_void, _i: u64, _m: u16, call: *mut capnp_lean_server_call) {
-    // Leak the context on purpose: only shutdown can end this call.
-    let _ = call;
+/// Server contexts a test left unanswered on purpose, released when the test is done.
+#[derive(Default)]
+struct Parked(std::sync::Mutex<Vec<usize>>);
+
+impl Parked {
+    fn release_all(&self) {
+        for call in self.0.lock().unwrap().drain(..) {
+            // SAFETY: each context came from dispatch and is released exactly once, here.
+            unsafe { capnp_lean_server_call_release(call as *mut capnp_lean_server_call) };
+        }
+    }
+}
+
+unsafe extern "C" fn never_answer(user: *mut c_void, _i: u64, _m: u16, call: *mut capnp_lean_server_call) {
+    // Park the context unanswered: only shutdown or cancellation can end this call.
+    // SAFETY: user is the test's Parked, which outlives the runtime.
+    unsafe { &*(user as *const Parked) }.0.lock().unwrap().push(call as usize);
 }
 
 #[test]
@@ -136,7 +150,8 @@ fn shutdown_completes_pending_calls_exactly_once_with_disconnected() {
     let h = Harness::new();
     let mut server = ptr::null_mut();
     // SAFETY: valid arguments.
-    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, ptr::null_mut(), &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
+    let parked = Parked::default();
+    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, &parked as *const Parked as *mut c_void, &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
     let (segment, mut params) = empty_message();
     params.segments = &segment;
     let mut call = ptr::null_mut();
@@ -160,6 +175,7 @@ fn shutdown_completes_pending_calls_exactly_once_with_disconnected() {
     }
     assert_eq!(SHUTDOWN_DONE.load(Ordering::SeqCst), 1);
     assert_eq!(SHUTDOWN_KIND.load(Ordering::SeqCst), CAPNP_LEAN_ERROR_DISCONNECTED);
+    parked.release_all(); // after shutdown: releasing only frees memory
 }
 
 #[test]
@@ -167,7 +183,8 @@ fn a_call_released_before_completion_reports_null_exactly_once() {
     let h = Harness::new();
     let mut server = ptr::null_mut();
     // SAFETY: valid arguments.
-    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, ptr::null_mut(), &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
+    let parked = Parked::default();
+    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, &parked as *const Parked as *mut c_void, &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
     let (segment, mut params) = empty_message();
     params.segments = &segment;
     let mut call = ptr::null_mut();
@@ -183,6 +200,8 @@ fn a_call_released_before_completion_reports_null_exactly_once() {
     assert_eq!(unsafe { capnp_lean_runtime_stats_wait(h.rt, &mut stats, ptr::null_mut()) }, CAPNP_LEAN_OK);
     assert_eq!(DONE_NULL.load(Ordering::SeqCst), before + 1);
     assert_eq!(stats.calls, 0);
+    drop(h); // no dispatch can reach `parked` any more
+    parked.release_all();
 }
 
 #[test]
