@@ -189,9 +189,7 @@ pub fn segment_table(sizes: &[u32]) -> Vec<u8> {
     for size in sizes {
         bytes.extend(size.to_le_bytes());
     }
-    if bytes.len() % 8 != 0 {
-        bytes.extend([0u8; 4]);
-    }
+    bytes.resize(bytes.len().next_multiple_of(8), 0);
     bytes
 }
 
