@@ -49,3 +49,34 @@ pub fn bench_plan(args: &[String], usage: &str) -> Result<crate::rust_peer::benc
         payload: number(args, "--payload", usage)?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rust_peer::bench::{BenchPlan, MatrixConfig};
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn windows_option_selects_the_matrix_form() {
+        let plan = bench_plan(&args("bench --calls 10 --windows 1,8,64 --payload 16"), "").unwrap();
+        let BenchPlan::Matrix(config) = plan else { panic!("expected the matrix form, got {plan:?}") };
+        assert_eq!(config, MatrixConfig { calls: 10, windows: vec![1, 8, 64], payload: 16 });
+    }
+
+    #[test]
+    fn single_window_form_is_kept_without_windows() {
+        let plan = bench_plan(&args("bench --calls 10 --window 4 --payload 16"), "").unwrap();
+        assert!(matches!(plan, BenchPlan::Single(c) if (c.calls, c.window, c.payload) == (10, 4, 16)));
+    }
+
+    #[test]
+    fn zero_or_garbage_windows_are_refused() {
+        for windows in ["0", "1,,8", "x"] {
+            let text = format!("bench --calls 10 --windows {windows} --payload 16");
+            assert!(bench_plan(&args(&text), "").is_err(), "{windows} was accepted");
+        }
+    }
+}
