@@ -24,24 +24,20 @@ export CARGO_TARGET_DIR="${CAPNP_LEAN_SANITIZE_TARGET_DIR:-$PWD/target/sanitize}
 export RUSTFLAGS="-Clink-arg=-fsanitize=address,undefined -Cdefault-linker-libraries=yes -Cforce-frame-pointers=yes"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87"
-# Suppressions, each with its reason, live in scripts/sanitizers/.
-suppressions="$PWD/scripts/sanitizers"
+# LeakSanitizer suppressions, each with its reason, go in scripts/sanitizers/lsan.supp.
+export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizers/lsan.supp:print_suppressions=0"
 # ASan keeps up to 256 MiB of freed memory in quarantine (resident), so the hostile-frame test's
 # memory bound is widened here; the unsanitized run keeps the strict one.
 export CAPNP_LEAN_RSS_GROWTH_LIMIT_MIB=1024
 # Sanitized code is slower; the tests' own deadlines are generous, this only keeps CI bounded.
 run() {
-  local lsan_file="$1"
-  shift
   echo "sanitizers: cargo test $*"
-  LSAN_OPTIONS="suppressions=$suppressions/$lsan_file:print_suppressions=0" \
-    timeout 1200 cargo test --quiet --target "$target" "$@"
+  timeout 1200 cargo test --quiet --target "$target" "$@"
 }
 
-run lsan-abi-contract.supp -p capnp-lean-ffi --test abi_contract
-run lsan.supp -p capnp-lean-ffi --test header_agreement
-run lsan.supp -p capnp-lean-bridge --test api
+run -p capnp-lean-ffi --tests
+run -p capnp-lean-bridge --test api
 # The peer binaries these spawn (bridge-peer, rust-peer, reliability-peer) are built with the
 # same flags, so hostile frames and killed peers hit a sanitized shim in every process.
-run lsan.supp -p interop-tests --test bridge_faults --test reliability_peer_death --test reliability_hostile_frames
+run -p interop-tests --test bridge_faults --test reliability_peer_death --test reliability_hostile_frames
 echo "sanitizers: no reports"
