@@ -1,10 +1,12 @@
 //! Real network faults between two network namespaces joined by a veth pair (needs root, `ip`
-//! and `nft`; CI runs as root). Under random packet loss calls still complete; a call timeout
-//! fires; when the link goes down, pending calls fail with `Disconnected` within the
-//! configured dead-peer time; after the link comes back, reconnecting works.
+//! and `nft`; CI runs as root). Under 50 ms of latency each way and under random packet loss
+//! calls still complete and call timeouts fire; when the link goes down, pending calls fail
+//! with `Disconnected` within the configured dead-peer time; after the link comes back,
+//! reconnecting works.
 //!
-//! Delay and reordering (`tc netem`) are not tested: this kernel has no `sch_netem`
-//! ("Specified qdisc kind is unknown"), so they cannot be produced here.
+//! `tc netem` is not available (this kernel has no `sch_netem`: "Specified qdisc kind is
+//! unknown"), so loss comes from nftables and latency from a delaying proxy on the client side of
+//! the link; packet reordering cannot be produced here.
 
 #![allow(unsafe_code)] // setns(2), to put one test thread (and the runtime it starts) in a namespace
 
@@ -19,9 +21,11 @@ use interop_tests::host::BridgeHost;
 use interop_tests::process::PeerProcess;
 use interop_tests::rust_peer::run_local;
 use interop_tests::scenarios::interop::{echo, run_interop_steps};
+use interop_tests::wiretap::WireTap;
 
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
 const DEAD_PEER: Duration = Duration::from_millis(1500);
+const LATENCY: Duration = Duration::from_millis(50);
 
 /// Runs a command, panicking with its output on failure.
 fn run(args: &[&str]) {
@@ -131,16 +135,31 @@ fn calls_survive_loss_time_out_fail_on_link_loss_and_reconnect_after() {
             link.enter_client_namespace();
             let runtime = Runtime::new().unwrap();
             let options = ConnectionOptions { dead_peer_timeout: Some(DEAD_PEER), ..interop_tests::bridge_peer::connection_options() };
+            // A proxy in the client namespace that delays every chunk 50 ms, both ways.
+            let slow_link = WireTap::start_with_delay("127.0.0.1:0", &address, LATENCY).unwrap();
             run_local(async {
+                // 0. Under 50 ms of latency each way calls complete, slowly, and timeouts fire.
+                let slow = runtime.connect_with::<capnp::capability::Client>(&slow_link.address(), None, &options).await.unwrap();
+                let slow_interop: interop::Client = slow.bootstrap().unwrap();
+                let started = Instant::now();
+                assert_eq!(echo(&slow_interop, b"slow").await.unwrap(), b"slow");
+                let round_trip = started.elapsed();
+                assert!(round_trip >= LATENCY * 2, "the delay was not applied: a round trip took {round_trip:?}");
+                let steps = ["echo", "fail", "counter", "counter-later", "call-back"].map(String::from);
+                let skip: Vec<String> = interop_tests::scenarios::interop::INTEROP_STEPS
+                    .iter().map(|s| s.to_string()).filter(|s| !steps.contains(s)).collect();
+                run_interop_steps(&BridgeHost(runtime.handle()), &slow_interop, &skip).await.unwrap();
+                let timed = runtime.timeout(LATENCY, echo(&slow_interop, b"too slow")).await;
+                assert_eq!(timed.err().map(|e| e.kind()), Some(ErrorKind::Overloaded), "a timeout shorter than the round trip must fire");
+                eprintln!("netns: under {LATENCY:?} each way a round trip took {round_trip:?}; the scenario completed");
+                drop(slow);
+
                 let connection = runtime.connect_with::<capnp::capability::Client>(&address, None, &options).await.unwrap();
                 let interop: interop::Client = connection.bootstrap().unwrap();
 
                 // 1. Under 5% packet loss in both directions every step still completes.
                 link.lose_packets(5);
                 let started = Instant::now();
-                let steps = ["echo", "fail", "counter", "counter-later", "call-back"].map(String::from);
-                let skip: Vec<String> = interop_tests::scenarios::interop::INTEROP_STEPS
-                    .iter().map(|s| s.to_string()).filter(|s| !steps.contains(s)).collect();
                 for _ in 0..6 {
                     run_interop_steps(&BridgeHost(runtime.handle()), &interop, &skip).await.unwrap();
                 }

@@ -97,6 +97,13 @@ impl WireTap {
     /// Listens on `listen` (`host:port`, port 0 allowed, or `unix:/path`) and forwards every
     /// connection to `upstream`.
     pub fn start(listen: &str, upstream: &str) -> io::Result<WireTap> {
+        Self::start_with_delay(listen, upstream, Duration::ZERO)
+    }
+
+    /// Like [`start`](Self::start), but every chunk of bytes reaches the other side `delay`
+    /// after the tap read it, in order, in both directions: a link with that much latency
+    /// (for fault tests where the kernel cannot add delay itself).
+    pub fn start_with_delay(listen: &str, upstream: &str, delay: Duration) -> io::Result<WireTap> {
         let listen = Address::parse(listen)?;
         let upstream = Address::parse(upstream)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -109,7 +116,7 @@ impl WireTap {
         let log = Arc::new(EventLog::default());
         let injectors = Arc::new(Mutex::new(Vec::new()));
         let (sever, severed) = watch::channel(0);
-        let shared = Shared { log: log.clone(), injectors: injectors.clone(), severed };
+        let shared = Shared { log: log.clone(), injectors: injectors.clone(), severed, delay };
         runtime.spawn(accept_loop(listener, upstream, shared));
         Ok(WireTap { address, log, injectors, sever, runtime: Some(runtime) })
     }
@@ -217,6 +224,7 @@ struct Shared {
     log: Arc<EventLog>,
     injectors: Arc<Mutex<Vec<Injectors>>>,
     severed: watch::Receiver<u64>,
+    delay: Duration,
 }
 
 async fn accept_loop(listener: Listener, upstream: Address, shared: Shared) {
@@ -234,6 +242,7 @@ async fn accept_loop(listener: Listener, upstream: Address, shared: Shared) {
         let log = shared.log.clone();
         let mut severed = shared.severed.clone();
         severed.mark_unchanged();
+        let delay = shared.delay;
         tokio::spawn(async move {
             let Ok(upstream) = Stream::connect(&upstream).await else { return };
             let (client_read, client_write) = downstream.into_split();
@@ -241,8 +250,8 @@ async fn accept_loop(listener: Listener, upstream: Address, shared: Shared) {
             let to_server = Leg { connection, direction: Direction::ClientToServer, injected: injected_to_server };
             let to_client = Leg { connection, direction: Direction::ServerToClient, injected: injected_to_client };
             let both_ways = futures::future::join(
-                pump(client_read, server_write, to_server, &log),
-                pump(server_read, client_write, to_client, &log),
+                pump(client_read, Outlet::new(server_write, delay), to_server, &log),
+                pump(server_read, Outlet::new(client_write, delay), to_client, &log),
             );
             // Returning drops all four halves, closing both sockets.
             tokio::select! {
@@ -260,9 +269,57 @@ struct Leg {
     injected: mpsc::UnboundedReceiver<Vec<u8>>,
 }
 
+/// Where one direction's bytes go: written at once, or handed to a task that writes each chunk
+/// `delay` after it was read, keeping their order.
+enum Outlet {
+    Direct(WriteHalf),
+    Delayed(mpsc::UnboundedSender<(tokio::time::Instant, Option<Vec<u8>>)>, Duration),
+}
+
+impl Outlet {
+    fn new(to: WriteHalf, delay: Duration) -> Outlet {
+        if delay.is_zero() {
+            return Outlet::Direct(to);
+        }
+        let (queue, mut due) = mpsc::unbounded_channel::<(tokio::time::Instant, Option<Vec<u8>>)>();
+        tokio::spawn(async move {
+            let mut to = to;
+            while let Some((at, bytes)) = due.recv().await {
+                tokio::time::sleep_until(at).await;
+                match bytes {
+                    Some(bytes) if to.write_all(&bytes).await.is_ok() => {}
+                    _ => break, // end of input (None) or a failed write
+                }
+            }
+            let _ = to.shutdown().await;
+        });
+        Outlet::Delayed(queue, delay)
+    }
+
+    /// Forwards `bytes`; false once the other side can take no more.
+    async fn write_all(&mut self, bytes: &[u8]) -> bool {
+        match self {
+            Outlet::Direct(to) => to.write_all(bytes).await.is_ok(),
+            Outlet::Delayed(queue, delay) => queue.send((tokio::time::Instant::now() + *delay, Some(bytes.to_vec()))).is_ok(),
+        }
+    }
+
+    /// Half-closes the other side (after everything already forwarded).
+    async fn shutdown(self) {
+        match self {
+            Outlet::Direct(mut to) => {
+                let _ = to.shutdown().await;
+            }
+            Outlet::Delayed(queue, delay) => {
+                let _ = queue.send((tokio::time::Instant::now() + delay, None));
+            }
+        }
+    }
+}
+
 /// Copies one direction verbatim, decoding frames as a side effect. On end of input it half-closes
 /// the other side, so each peer sees exactly the closes the other one made.
-async fn pump(mut from: ReadHalf, mut to: WriteHalf, mut leg: Leg, log: &EventLog) {
+async fn pump(mut from: ReadHalf, mut to: Outlet, mut leg: Leg, log: &EventLog) {
     let (connection, direction) = (leg.connection, leg.direction);
     let mut splitter = FrameSplitter::default();
     let mut buffer = vec![0u8; 64 * 1024];
@@ -270,7 +327,7 @@ async fn pump(mut from: ReadHalf, mut to: WriteHalf, mut leg: Leg, log: &EventLo
         let read = tokio::select! {
             read = from.read(&mut buffer) => read,
             Some(bytes) = leg.injected.recv() => {
-                if to.write_all(&bytes).await.is_err() {
+                if !to.write_all(&bytes).await {
                     break;
                 }
                 continue;
@@ -281,12 +338,12 @@ async fn pump(mut from: ReadHalf, mut to: WriteHalf, mut leg: Leg, log: &EventLo
             Ok(n) => n,
         };
         // Forward first: decoding must never delay or alter the bytes.
-        if to.write_all(&buffer[..read]).await.is_err() {
+        if !to.write_all(&buffer[..read]).await {
             break;
         }
         for frame in splitter.push(&buffer[..read]) {
             log.record(WireEvent { connection, direction, message: RpcMessage::decode(&frame) });
         }
     }
-    let _ = to.shutdown().await;
+    to.shutdown().await;
 }
