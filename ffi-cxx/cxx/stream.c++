@@ -29,7 +29,7 @@ void appendLe32(kj::Vector<kj::byte>& out, uint32_t value) {
 }  // namespace
 
 CoalescingMessageStream::CoalescingMessageStream(kj::AsyncIoStream& stream)
-    : stream(stream), tasks(*this), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)) {}
+    : stream(stream), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)), tasks(*this) {}
 
 CoalescingMessageStream::~CoalescingMessageStream() noexcept(false) {}
 

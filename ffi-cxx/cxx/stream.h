@@ -28,7 +28,6 @@ class CoalescingMessageStream final : public capnp::MessageStream,
 
  private:
   kj::AsyncIoStream& stream;
-  kj::TaskSet tasks;
 
   // Read side: bytes [readStart, readEnd) of readBuffer are received but not yet consumed.
   kj::Array<kj::byte> readBuffer;
@@ -42,6 +41,9 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;
+  // Last, so it is destroyed first: in-flight writes and flushes are cancelled while the
+  // buffers they point into still exist.
+  kj::TaskSet tasks;
 
   // Parses one complete message from the buffer, if there is one (throws on a bad frame).
   kj::Maybe<capnp::MessageReaderAndFds> parseBuffered(const capnp::ReaderOptions& options);
