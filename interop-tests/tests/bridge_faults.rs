@@ -202,7 +202,7 @@ fn the_disconnect_notification_fires_promptly_when_the_peer_dies() {
             .expect("no disconnect notification within 1 s of the peer dying")
             .expect("the watch was registered");
         assert_eq!(reason.kind(), capnp_lean::ErrorKind::Disconnected, "{reason}");
-        let error = echo(&interop, b"after").await.err().expect("a dead connection cannot echo");
+        let error = echo(&interop, b"after").await.expect_err("a dead connection cannot echo");
         assert_eq!(error.kind, capnp::ErrorKind::Disconnected);
     });
 }

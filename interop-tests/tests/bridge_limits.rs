@@ -60,7 +60,7 @@ fn a_message_over_the_traversal_limit_closes_only_its_connection() {
     let small = within(Duration::from_secs(5), echo(&limited, &[7u8; 1000])).expect("small echo answered");
     assert_eq!(small.unwrap(), vec![7u8; 1000], "a message under the limit passes");
     let big = within(Duration::from_secs(5), echo(&limited, &[7u8; 64 * 1024])).expect("the big echo was not answered at all");
-    let error = big.err().expect("a 64 KiB message must not pass a 1024-word limit");
+    let error = big.expect_err("a 64 KiB message must not pass a 1024-word limit");
     assert_eq!(error.kind, capnp::ErrorKind::Disconnected, "{error}");
     let after = within(Duration::from_secs(5), echo(&normal, &[9u8; 64 * 1024])).expect("the other connection answered");
     assert_eq!(after.unwrap().len(), 64 * 1024, "the other connection keeps working, with the default limit");
@@ -81,7 +81,7 @@ fn a_message_nested_deeper_than_the_limit_is_refused() {
     assert_eq!(fine.unwrap(), 3.0);
     // Each application nests two pointer levels (struct, list), under the RPC envelope's few.
     let deep = within(Duration::from_secs(10), read(&evaluate(&calculator, &nested_sum(&calculator, 20)))).expect("answered");
-    let error = deep.err().expect("20 nested applications exceed a nesting limit of 24");
+    let error = deep.expect_err("20 nested applications exceed a nesting limit of 24");
     assert!(error.extra.contains("nest"), "the error should name the nesting limit: {error}");
     // The same expression passes where the default limit applies.
     let calculator: calculator::Client = server.connect(interop_tests::bridge_peer::connection_options());
