@@ -39,33 +39,17 @@ impl PeerProcess {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut peer = PeerProcess { child, name, address: None, stderr: Some(collect(stderr)) };
-
-        let (lines_tx, lines_rx) = mpsc::channel();
-        // Keep draining stdout after the ready line so a chatty child never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // Once the waiter is gone sends fail; reading on is what keeps the pipe empty.
-                let _ = lines_tx.send(line);
+        match wait_for_line(stdout, timeout, |line| line.trim().strip_prefix(LISTENING_PREFIX).map(str::to_string)) {
+            Ok(address) => {
+                peer.address = Some(address);
+                Ok(peer)
             }
-        });
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines_rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(address) = line.trim().strip_prefix(LISTENING_PREFIX) {
-                        peer.address = Some(address.to_string());
-                        return Ok(peer);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(format!("{} did not print `{LISTENING_PREFIX}ADDR` within {timeout:?}", peer.name));
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let stderr = peer.kill_and_collect_stderr();
-                    return Err(format!("{} exited before listening; stderr:\n{stderr}", peer.name));
-                }
+            Err(LineWait::TimedOut) => {
+                Err(format!("{} did not print `{LISTENING_PREFIX}ADDR` within {timeout:?}", peer.name))
+            }
+            Err(LineWait::Closed) => {
+                let stderr = peer.kill_and_collect_stderr();
+                Err(format!("{} exited before listening; stderr:\n{stderr}", peer.name))
             }
         }
     }
@@ -97,6 +81,45 @@ impl Drop for PeerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Why [`wait_for_line`] found no line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineWait {
+    /// The deadline passed.
+    TimedOut,
+    /// The child closed its stdout (usually: it exited).
+    Closed,
+}
+
+/// Reads a child's `stdout` on its own thread and returns what `pick` makes of the first line
+/// it accepts, waiting at most `timeout`. The thread keeps draining afterwards, so a chatty
+/// child never blocks on a full pipe.
+pub fn wait_for_line<T>(
+    stdout: impl Read + Send + 'static,
+    timeout: Duration,
+    mut pick: impl FnMut(&str) -> Option<T>,
+) -> Result<T, LineWait> {
+    let (lines_tx, lines_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // Once the waiter is gone sends fail; reading on is what keeps the pipe empty.
+            let _ = lines_tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    loop {
+        match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                if let Some(found) = pick(&line) {
+                    return Ok(found);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => return Err(LineWait::TimedOut),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(LineWait::Closed),
+        }
     }
 }
 

@@ -1,12 +1,11 @@
 //! A child process that announces it has reached a given point by printing one line on stdout.
 //! It is killed and reaped when dropped, and waiting for the line has a deadline.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::wait_for_line;
 
 /// A running child that printed its ready line.
 pub struct ReadyChild {
@@ -27,23 +26,11 @@ impl ReadyChild {
             .map_err(|e| format!("cannot start {name}: {e}"))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut ready_child = ReadyChild { child };
-        let (lines_tx, lines_rx) = mpsc::channel();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines_tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + timeout;
-        loop {
-            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.trim() == ready => return Ok(ready_child),
-                Ok(_) => continue,
-                Err(_) => {
-                    ready_child.kill();
-                    return Err(format!("{name} did not print `{ready}` within {timeout:?}"));
-                }
+        match wait_for_line(stdout, timeout, |line| (line.trim() == ready).then_some(())) {
+            Ok(()) => Ok(ready_child),
+            Err(why) => {
+                ready_child.kill();
+                Err(format!("{name} did not print `{ready}` within {timeout:?} ({why:?})"))
             }
         }
     }
