@@ -139,6 +139,20 @@ impl Parked {
     }
 }
 
+impl Parked {
+    /// A host server on `h` whose every call is parked here unanswered.
+    fn server(&self, h: &Harness) -> *mut capnp_lean_cap {
+        let mut server = ptr::null_mut();
+        // SAFETY: valid arguments; `self` outlives the runtime's use of it (each test releases
+        // the parked contexts only after its runtime has stopped dispatching).
+        let status = unsafe {
+            capnp_lean_server_new(h.rt, Some(never_answer), None, None, self as *const Parked as *mut c_void, &mut server, ptr::null_mut())
+        };
+        assert_eq!(status, CAPNP_LEAN_OK);
+        server
+    }
+}
+
 unsafe extern "C" fn never_answer(user: *mut c_void, _i: u64, _m: u16, call: *mut capnp_lean_server_call) {
     // Park the context unanswered: only shutdown or cancellation can end this call.
     // SAFETY: user is the test's Parked, which outlives the runtime.
@@ -148,10 +162,8 @@ unsafe extern "C" fn never_answer(user: *mut c_void, _i: u64, _m: u16, call: *mu
 #[test]
 fn shutdown_completes_pending_calls_exactly_once_with_disconnected() {
     let h = Harness::new();
-    let mut server = ptr::null_mut();
-    // SAFETY: valid arguments.
     let parked = Parked::default();
-    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, &parked as *const Parked as *mut c_void, &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
+    let server = parked.server(&h);
     let (segment, mut params) = empty_message();
     params.segments = &segment;
     let mut call = ptr::null_mut();
@@ -181,10 +193,8 @@ fn shutdown_completes_pending_calls_exactly_once_with_disconnected() {
 #[test]
 fn a_call_released_before_completion_reports_null_exactly_once() {
     let h = Harness::new();
-    let mut server = ptr::null_mut();
-    // SAFETY: valid arguments.
     let parked = Parked::default();
-    assert_eq!(unsafe { capnp_lean_server_new(h.rt, Some(never_answer), None, None, &parked as *const Parked as *mut c_void, &mut server, ptr::null_mut()) }, CAPNP_LEAN_OK);
+    let server = parked.server(&h);
     let (segment, mut params) = empty_message();
     params.segments = &segment;
     let mut call = ptr::null_mut();

@@ -27,15 +27,7 @@ impl PeerProcess {
     /// Starts `program args...` and waits up to `timeout` for its `listening on ADDR` line.
     /// Fails with the child's stderr if it exits or stays silent instead.
     pub fn spawn_listening(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<PeerProcess, String> {
-        let program = program.as_ref();
-        let name = format!("{} {}", program.display(), args.join(" "));
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let (mut child, name) = spawn_piped(program.as_ref(), args)?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut peer = PeerProcess { child, name, address: None, stderr: Some(collect(stderr)) };
@@ -82,6 +74,20 @@ impl Drop for PeerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `program args...` with stdin closed and stdout/stderr piped; also returns the command
+/// line, for messages.
+fn spawn_piped(program: &Path, args: &[&str]) -> Result<(Child, String), String> {
+    let name = format!("{} {}", program.display(), args.join(" "));
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    Ok((child, name))
 }
 
 /// Why [`wait_for_line`] found no line.
@@ -144,15 +150,7 @@ pub struct Finished {
 
 /// Runs `program args...` to completion; kills it and fails if it takes longer than `timeout`.
 pub fn run_to_completion(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<Finished, String> {
-    let program = program.as_ref();
-    let name = format!("{} {}", program.display(), args.join(" "));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let (mut child, name) = spawn_piped(program.as_ref(), args)?;
     let stdout = collect(child.stdout.take().expect("stdout is piped"));
     let stderr = collect(child.stderr.take().expect("stderr is piped"));
     let deadline = Instant::now() + timeout;
