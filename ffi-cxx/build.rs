@@ -2,13 +2,14 @@
 
 use std::path::Path;
 
-const SOURCES: &[&str] = &["runtime", "message", "calls", "server", "net", "stream"];
+const SOURCES: &[&str] = &["runtime", "message", "calls", "server", "net", "stream", "received"];
 const APT_HINT: &str = "sudo apt-get install -y capnproto libcapnp-dev pkg-config";
 
 fn main() {
     println!("cargo:rerun-if-changed=include/capnp_lean.h");
     println!("cargo:rerun-if-changed=cxx/core.h");
     println!("cargo:rerun-if-changed=cxx/stream.h");
+    println!("cargo:rerun-if-changed=cxx/received.h");
     for source in SOURCES {
         println!("cargo:rerun-if-changed=cxx/{source}.c++");
     }

@@ -42,21 +42,21 @@ void completeCall(capnp_lean_call* call, const ErrorData* error) {
 namespace {
 
 void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
-              uint64_t interfaceId, uint16_t methodId, const OutgoingMessage& params) {
+              uint64_t interfaceId, uint16_t methodId, OutgoingMessage& params) {
   auto targetHook = target->hook.get() != nullptr
       ? target->hook->addRef()
       : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the target capability was shut down");
   capnp::Capability::Client client(kj::mv(targetHook));
   auto request = client.typelessRequest(
       interfaceId, methodId,
-      capnp::MessageSize{params.words.size() + 4, static_cast<uint>(params.caps.size())});
+      capnp::MessageSize{params.totalWords + 4, static_cast<uint>(params.caps.size())});
   params.writeTo(request);
   auto remote = request.send();
   kj::Promise<capnp::Response<capnp::AnyPointer>> response = kj::mv(remote);
   call->pipeline = capnp::AnyPointer::Pipeline(kj::mv(remote));
   call->completion = response
       .then([call](capnp::Response<capnp::AnyPointer>&& results) {
-        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { call->results.copyFrom(results); })) {
+        KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { call->results.takeFrom(results, call->core->received.get()); })) {
           auto error = errorFromException(*e);
           completeCall(call, &error);
         } else {
@@ -68,6 +68,42 @@ void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
       })
       .eagerlyEvaluate(nullptr);
   (void)loop;
+}
+
+// Validates and queues a call; `loan` (active or not) ends once the params are written.
+capnp_lean_status startCall(capnp_lean_cap* target, uint64_t interfaceId, uint16_t methodId,
+                            const capnp_lean_message* params, Loan loan,
+                            capnp_lean_call_done_fn onDone, void* userData, capnp_lean_call** out,
+                            capnp_lean_error** err) {
+  if (target == nullptr) return nullArgument(err, "target");
+  if (out == nullptr) return nullArgument(err, "out");
+  OutgoingMessage message;
+  if (!OutgoingMessage::take(params, kj::mv(loan), message, err)) {
+    return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
+  }
+  Core* core = target->core;
+  auto* call = new capnp_lean_call();
+  call->core = core;
+  call->onDone = onDone;
+  call->userData = userData;
+  core->ref();
+  Task send = [call, target, interfaceId, methodId,
+               message = kj::mv(message)](LoopState* loop) mutable {
+    loop->calls.insert(call);
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      sendCall(*loop, call, target, interfaceId, methodId, message);
+    })) {
+      auto error = errorFromException(*e);
+      completeCall(call, &error);
+    }
+  };
+  if (!core->post(send)) {
+    delete call;
+    core->unref();
+    return shutDownError(err);
+  }
+  *out = call;
+  return CAPNP_LEAN_OK;
 }
 
 }  // namespace
@@ -120,34 +156,22 @@ capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interfa
                                         uint16_t method_id, const capnp_lean_message* params,
                                         capnp_lean_call_done_fn on_done, void* user_data,
                                         capnp_lean_call** out, capnp_lean_error** err) {
+  return guarded(err, [&]() {
+    return startCall(target, interface_id, method_id, params, Loan(), on_done, user_data, out, err);
+  });
+}
+
+capnp_lean_status capnp_lean_call_start_borrowing(
+    capnp_lean_cap* target, uint64_t interface_id, uint16_t method_id,
+    const capnp_lean_message* params, capnp_lean_release_fn release_params, void* params_owner,
+    capnp_lean_call_done_fn on_done, void* user_data, capnp_lean_call** out,
+    capnp_lean_error** err) {
+  // Constructed first, so every path below (errors and exceptions included) ends the loan.
+  Loan loan(release_params, params_owner);
   return guarded(err, [&]() -> capnp_lean_status {
-    if (target == nullptr) return nullArgument(err, "target");
-    if (out == nullptr) return nullArgument(err, "out");
-    OutgoingMessage message;
-    if (!OutgoingMessage::copy(params, message, err)) return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
-    Core* core = target->core;
-    auto* call = new capnp_lean_call();
-    call->core = core;
-    call->onDone = on_done;
-    call->userData = user_data;
-    core->ref();
-    Task send = [call, target, interface_id, method_id,
-                 message = kj::mv(message)](LoopState* loop) mutable {
-      loop->calls.insert(call);
-      KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-        sendCall(*loop, call, target, interface_id, method_id, message);
-      })) {
-        auto error = errorFromException(*e);
-        completeCall(call, &error);
-      }
-    };
-    if (!core->post(send)) {
-      delete call;
-      core->unref();
-      return shutDownError(err);
-    }
-    *out = call;
-    return CAPNP_LEAN_OK;
+    if (release_params == nullptr) return nullArgument(err, "release_params");
+    return startCall(target, interface_id, method_id, params, kj::mv(loan), on_done, user_data,
+                     out, err);
   });
 }
 

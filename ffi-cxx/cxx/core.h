@@ -9,6 +9,7 @@
 #pragma once
 
 #include "capnp_lean.h"
+#include "received.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -67,6 +68,8 @@ using Task = kj::Function<void(LoopState* loop)>;
 // handle released after the runtime was destroyed.
 struct Core {
   std::atomic<size_t> refs{1};
+  // Messages the coalescing transport received, so params and results can be viewed in place.
+  std::shared_ptr<ReceivedMessages> received = std::make_shared<ReceivedMessages>();
 
   std::mutex mutex;
   std::condition_variable stoppedCv;
@@ -117,15 +120,31 @@ struct LoopState {
   void teardown();
 };
 
-// A received message (results or params) copied out of its RPC message so the host can read
-// its segments directly; its capabilities stay KJ objects (loop).
+// A received message (results or params) as the host reads it: its segments, whose root is the
+// content struct. Data-only content that arrived over the coalescing transport is viewed in
+// place: a root (double-far, through a two-word landing pad) leads to the struct inside the wire
+// message. For a one-segment wire message segment 0 is `rootPad` and the wire segment follows;
+// otherwise segment 0 is `head`, a copy of the wire's segment 0 with the root and pad patched in,
+// so the wire's own far pointers keep their segment numbers. Anything else is copied, with its
+// capabilities kept as KJ objects (loop). Not movable: `segments` points into `rootPad`.
 struct ReceivedMessage {
-  kj::Own<capnp::MallocMessageBuilder> builder;
-  kj::Own<capnp::BuilderCapabilityTable> capTable;
+  std::shared_ptr<const WireMessage> wire;   // in place: keeps the wire words alive
+  capnp::word rootPad[3];
+  kj::Array<capnp::word> head;                // in place, several wire segments
+  kj::Own<capnp::MallocMessageBuilder> builder;        // copied
+  kj::Own<capnp::BuilderCapabilityTable> capTable;     // copied
   std::vector<capnp_lean_segment> segments;  // immutable once published
   size_t capCount = 0;                       // immutable once published
 
-  void copyFrom(capnp::AnyPointer::Reader reader);
+  ReceivedMessage() = default;
+  KJ_DISALLOW_COPY(ReceivedMessage);
+  ReceivedMessage(ReceivedMessage&&) = delete;
+
+  // Loop: views `content` in place when it can (see above, `registry` may be null), else copies.
+  void takeFrom(capnp::AnyPointer::Reader content, ReceivedMessages* registry);
+  void copyFrom(capnp::AnyPointer::Reader content);
+  bool borrowFrom(capnp::AnyPointer::Reader content, ReceivedMessages& registry);
+  bool inPlace() const { return wire != nullptr; }
   capnp_lean_message_view view() const;
   // A new reference to capability `index` (a broken cap for null entries). Loop only.
   kj::Own<capnp::ClientHook> cap(uint32_t index);
@@ -133,17 +152,49 @@ struct ReceivedMessage {
   void dropCaps() { capTable = nullptr; }
 };
 
-// An outgoing message copied from host memory: flat words plus borrowed cap handles whose
-// references are taken on the loop, in FIFO order, before any later release could run.
+// Host memory lent to the runtime: released exactly once, when the loan ends or is dropped.
+class Loan {
+ public:
+  Loan() = default;
+  Loan(capnp_lean_release_fn release, void* owner) : release(release), owner(owner) {}
+  Loan(Loan&& other) noexcept : release(other.release), owner(other.owner) { other.release = nullptr; }
+  Loan& operator=(Loan&& other) noexcept {
+    end();
+    release = other.release;
+    owner = other.owner;
+    other.release = nullptr;
+    return *this;
+  }
+  ~Loan() { end(); }
+  bool active() const { return release != nullptr; }
+  void end() {
+    if (release == nullptr) return;
+    auto fn = release;
+    release = nullptr;
+    fn(owner);
+  }
+
+ private:
+  capnp_lean_release_fn release = nullptr;
+  void* owner = nullptr;
+};
+
+// An outgoing message from host memory: the segments (copied into `words`, or lent and read in
+// place until `loan` ends) plus borrowed cap handles whose references are taken on the loop, in
+// FIFO order, before any later release could run.
 struct OutgoingMessage {
-  kj::Array<capnp::word> words;
+  kj::Array<capnp::word> words;  // empty when lent
   std::vector<kj::ArrayPtr<const capnp::word>> segments;
   std::vector<capnp_lean_cap*> caps;
+  size_t totalWords = 0;
+  Loan loan;
 
-  // Validates and copies; returns false with *err filled on bad input.
-  static bool copy(const capnp_lean_message* msg, OutgoingMessage& out, capnp_lean_error** err);
-  // Writes the message into `target` (deep copy, capabilities included). Loop only.
-  void writeTo(capnp::AnyPointer::Builder target) const;
+  // Validates and copies the segments, or with an active `loan` keeps pointers to them (they must
+  // be 8-byte aligned); returns false with *err filled on bad input (the loan then ends at once).
+  static bool take(const capnp_lean_message* msg, Loan loan, OutgoingMessage& out,
+                   capnp_lean_error** err);
+  // Writes the message into `target` (deep copy, capabilities included), then ends the loan. Loop only.
+  void writeTo(capnp::AnyPointer::Builder target);
 };
 
 kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string message);

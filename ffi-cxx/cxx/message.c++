@@ -3,6 +3,7 @@
 
 #include "core.h"
 
+#include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -63,6 +64,97 @@ kj::Own<capnp::ClientHook> brokenCap(capnp_lean_error_kind kind, std::string mes
   return capnp::newBrokenCap(exceptionFrom(kind, std::move(message)));
 }
 
+namespace {
+
+void storeWord(capnp::word& word, uint32_t low, uint32_t high) {
+  uint64_t value = uint64_t(low) | (uint64_t(high) << 32);
+  auto* bytes = reinterpret_cast<kj::byte*>(&word);
+  for (int i = 0; i < 8; i++) bytes[i] = static_cast<kj::byte>(value >> (8 * i));
+}
+
+// True when `wire` is a Call or Return whose payload is the struct at `structAt` and carries no
+// capabilities: only then can the host read it in place, since capability pointers would index
+// the wire message's table rather than one the host can reach.
+bool isDataOnlyPayload(const WireMessage& wire, const void* structAt) {
+  capnp::SegmentArrayMessageReader reader(wire.segments.asPtr());
+  auto message = reader.getRoot<capnp::rpc::Message>();
+  capnp::rpc::Payload::Reader payload;
+  if (message.isCall()) {
+    payload = message.getCall().getParams();
+  } else if (message.isReturn() && message.getReturn().isResults()) {
+    payload = message.getReturn().getResults();
+  } else {
+    return false;
+  }
+  auto content = payload.getContent();
+  return payload.getCapTable().size() == 0 &&
+         content.getPointerType() == capnp::PointerType::STRUCT &&
+         content.getAs<capnp::AnyStruct>().getDataSection().begin() == structAt;
+}
+
+}  // namespace
+
+void ReceivedMessage::takeFrom(capnp::AnyPointer::Reader content, ReceivedMessages* registry) {
+  if (registry != nullptr && borrowFrom(content, *registry)) return;
+  copyFrom(content);
+}
+
+bool ReceivedMessage::borrowFrom(capnp::AnyPointer::Reader content, ReceivedMessages& registry) {
+  if (content.getPointerType() != capnp::PointerType::STRUCT) return false;
+  auto structure = content.getAs<capnp::AnyStruct>();
+  const void* at = structure.getDataSection().begin();
+  KJ_IF_MAYBE(found, registry.find(at)) {
+    auto wireSegments = found->message->segments.asPtr();
+    // A far pointer's offset has 29 bits.
+    if (found->offsetWords >= (size_t(1) << 29) || wireSegments[0].size() == 0 ||
+        wireSegments[0].size() >= (size_t(1) << 29)) {
+      return false;
+    }
+    if (!isDataOnlyPayload(*found->message, at)) return false;
+    segments.clear();
+    // The root is a double-far pointer to a two-word landing pad: a far pointer to the struct
+    // and a tag with its size, so the struct is read where it lies. Far pointers inside the
+    // wire message name wire segment ids, so those must keep their numbers in the view.
+    uint32_t dataWords = structure.getDataSection().size() / sizeof(capnp::word);
+    uint32_t pointerCount = structure.getPointerSection().size();
+    capnp::word* rootWord;
+    capnp::word* pad;
+    uint32_t structSegment;
+    if (wireSegments.size() == 1) {
+      // One segment has no far pointers to renumber: a separate first segment holds the root.
+      rootWord = &rootPad[0];
+      pad = &rootPad[1];
+      structSegment = 1;
+      segments.push_back(capnp_lean_segment{reinterpret_cast<const uint8_t*>(rootPad), sizeof(rootPad)});
+    } else {
+      // Segment 0 is replaced by a copy with our root in word 0 (the RPC message's root, which
+      // nothing points to) and the pad appended; segments 1.. are viewed in place. Senders keep
+      // segment 0 small when a message spans several.
+      size_t words = wireSegments[0].size();
+      head = kj::heapArray<capnp::word>(words + 2);
+      memcpy(head.begin(), wireSegments[0].begin(), words * sizeof(capnp::word));
+      rootWord = &head[0];
+      pad = &head[words];
+      structSegment = found->segment;
+      segments.push_back(capnp_lean_segment{reinterpret_cast<const uint8_t*>(head.begin()),
+                                            head.size() * sizeof(capnp::word)});
+      wireSegments = wireSegments.slice(1, wireSegments.size());
+    }
+    auto padOffset = static_cast<uint32_t>(pad - rootWord);
+    storeWord(*rootWord, 2 | (1 << 2) | (padOffset << 3), 0);
+    storeWord(pad[0], 2 | uint32_t(found->offsetWords << 3), structSegment);
+    storeWord(pad[1], 0, dataWords | (pointerCount << 16));
+    for (auto segment : wireSegments) {
+      segments.push_back(capnp_lean_segment{reinterpret_cast<const uint8_t*>(segment.begin()),
+                                            segment.size() * sizeof(capnp::word)});
+    }
+    capCount = 0;
+    wire = kj::mv(found->message);
+    return true;
+  }
+  return false;
+}
+
 void ReceivedMessage::copyFrom(capnp::AnyPointer::Reader reader) {
   builder = kj::heap<capnp::MallocMessageBuilder>(reader.targetSize().wordCount + 1);
   capTable = kj::heap<capnp::BuilderCapabilityTable>();
@@ -89,7 +181,7 @@ kj::Own<capnp::ClientHook> ReceivedMessage::cap(uint32_t index) {
   return brokenCap(CAPNP_LEAN_ERROR_FAILED, "null capability in the message's capability table");
 }
 
-bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
+bool OutgoingMessage::take(const capnp_lean_message* msg, Loan loan, OutgoingMessage& out,
                            capnp_lean_error** err) {
   if (msg == nullptr) {
     fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED, "the message is NULL");
@@ -110,28 +202,45 @@ bool OutgoingMessage::copy(const capnp_lean_message* msg, OutgoingMessage& out,
                std::to_string(s.size) + " bytes)");
       return false;
     }
+    if (loan.active() && reinterpret_cast<uintptr_t>(s.data) % alignof(capnp::word) != 0) {
+      fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+           "segment " + std::to_string(i) +
+               " is not 8-byte aligned, so it cannot be read in place (use the copying variant)");
+      return false;
+    }
     totalWords += s.size / sizeof(capnp::word);
   }
-  // One copy into word-aligned memory we own: the host may free its buffers once we return.
-  out.words = kj::heapArray<capnp::word>(totalWords);
-  size_t offset = 0;
-  for (size_t i = 0; i < msg->segment_count; i++) {
-    const auto& s = msg->segments[i];
-    size_t words = s.size / sizeof(capnp::word);
-    if (words > 0) memcpy(out.words.begin() + offset, s.data, s.size);
-    out.segments.push_back(out.words.slice(offset, offset + words).asConst());
-    offset += words;
+  out.totalWords = totalWords;
+  if (loan.active()) {
+    for (size_t i = 0; i < msg->segment_count; i++) {
+      const auto& s = msg->segments[i];
+      out.segments.push_back(kj::arrayPtr(reinterpret_cast<const capnp::word*>(s.data),
+                                          s.size / sizeof(capnp::word)));
+    }
+    out.loan = kj::mv(loan);
+  } else {
+    // One copy into word-aligned memory we own: the host may free its buffers once we return.
+    out.words = kj::heapArray<capnp::word>(totalWords);
+    size_t offset = 0;
+    for (size_t i = 0; i < msg->segment_count; i++) {
+      const auto& s = msg->segments[i];
+      size_t words = s.size / sizeof(capnp::word);
+      if (words > 0) memcpy(out.words.begin() + offset, s.data, s.size);
+      out.segments.push_back(out.words.slice(offset, offset + words).asConst());
+      offset += words;
+    }
   }
   out.caps.assign(msg->caps, msg->caps + msg->cap_count);
   return true;
 }
 
-void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) const {
+void OutgoingMessage::writeTo(capnp::AnyPointer::Builder target) {
+  KJ_DEFER(loan.end());  // the bytes have been copied into the RPC message (or could not be)
   if (segments.empty()) return;  // no segments: an empty message, i.e. a null (default) root
   // The host built this message itself: the receive-side limits (which protect against peers)
   // do not apply. The peer enforces its own limits; ours only bound the copy's recursion.
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = words.size() * 4 + 1024;
+  options.traversalLimitInWords = totalWords * 4 + 1024;
   options.nestingLimit = OUTGOING_NESTING_LIMIT;
   capnp::SegmentArrayMessageReader reader(
       kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>(segments.data(), segments.size()), options);

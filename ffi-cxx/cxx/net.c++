@@ -49,7 +49,7 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
   limits.applyTo(*stream);
   conn->stream = kj::mv(stream);
   if (limits.coalescing) {
-    conn->messageStream = kj::heap<CoalescingMessageStream>(*conn->stream);
+    conn->messageStream = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
     conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
   } else {
     conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);

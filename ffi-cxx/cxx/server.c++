@@ -26,15 +26,14 @@ class HostServer final : public capnp::Capability::Server {
   DispatchCallResult dispatchCall(
       uint64_t interfaceId, uint16_t methodId,
       capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
-    // Copy first: reading params can throw (limits), and nothing must be allocated by then.
-    ReceivedMessage params;
-    params.copyFrom(context.getParams());
+    // Params first: reading them can throw (limits), and then nothing must be registered yet.
+    auto owned = std::make_unique<capnp_lean_server_call>();
+    owned->params.takeFrom(context.getParams(), core->received.get());
     context.releaseParams();
-    auto* call = new capnp_lean_server_call();
+    auto* call = owned.release();
     call->core = core;
     core->ref();
     call->status = std::make_shared<capnp_lean_server_call::Status>();
-    call->params = kj::mv(params);
     // Without this, KJ would keep an unanswered call alive after the caller's Finish.
     context.allowCancellation();
     auto paf = kj::newPromiseAndFulfiller<void>();
@@ -103,6 +102,32 @@ capnp_lean_status answer(capnp_lean_server_call* call, capnp_lean_error** err,
   return CAPNP_LEAN_OK;
 }
 
+// Answers with `results`; `loan` (active or not) ends once they are written.
+capnp_lean_status returnResults(capnp_lean_server_call* call, const capnp_lean_message* results,
+                                Loan loan, capnp_lean_error** err) {
+  if (call == nullptr) return nullArgument(err, "call");
+  OutgoingMessage message;
+  if (!OutgoingMessage::take(results, kj::mv(loan), message, err)) {
+    // Bad results must not leave the caller waiting forever: it gets the same error.
+    std::string reason = "the server produced invalid results";
+    answer(call, nullptr, [reason](capnp_lean_server_call*) -> kj::Maybe<kj::Exception> {
+      return exceptionFrom(CAPNP_LEAN_ERROR_FAILED, reason);
+    });
+    return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
+  }
+  return answer(call, err, [message = kj::mv(message)](capnp_lean_server_call* c) mutable
+                    -> kj::Maybe<kj::Exception> {
+    kj::Maybe<kj::Exception> failure;
+    KJ_IF_MAYBE(context, c->context) {
+      failure = kj::runCatchingExceptions([&]() {
+        message.writeTo(context->getResults(capnp::MessageSize{
+            message.totalWords + 4, static_cast<uint>(message.caps.size())}));
+      });
+    }
+    return failure;
+  });
+}
+
 void destroyResolver(LoopState* loop, capnp_lean_resolver* resolver) {
   if (loop != nullptr) loop->resolvers.erase(resolver);
   Core* core = resolver->core;
@@ -165,28 +190,19 @@ int capnp_lean_server_call_is_cancelled(const capnp_lean_server_call* call) {
 capnp_lean_status capnp_lean_server_call_return(capnp_lean_server_call* call,
                                                 const capnp_lean_message* results,
                                                 capnp_lean_error** err) {
+  return guarded(err, [&]() { return returnResults(call, results, Loan(), err); });
+}
+
+capnp_lean_status capnp_lean_server_call_return_borrowing(capnp_lean_server_call* call,
+                                                          const capnp_lean_message* results,
+                                                          capnp_lean_release_fn release_results,
+                                                          void* results_owner,
+                                                          capnp_lean_error** err) {
+  // Constructed first, so every path below (errors and exceptions included) ends the loan.
+  Loan loan(release_results, results_owner);
   return guarded(err, [&]() -> capnp_lean_status {
-    if (call == nullptr) return nullArgument(err, "call");
-    OutgoingMessage message;
-    if (!OutgoingMessage::copy(results, message, err)) {
-      // Bad results must not leave the caller waiting forever: it gets the same error.
-      std::string reason = "the server produced invalid results";
-      answer(call, nullptr, [reason](capnp_lean_server_call*) -> kj::Maybe<kj::Exception> {
-        return exceptionFrom(CAPNP_LEAN_ERROR_FAILED, reason);
-      });
-      return CAPNP_LEAN_ERR_INVALID_ARGUMENT;
-    }
-    return answer(call, err, [message = kj::mv(message)](capnp_lean_server_call* c)
-                      -> kj::Maybe<kj::Exception> {
-      kj::Maybe<kj::Exception> failure;
-      KJ_IF_MAYBE(context, c->context) {
-        failure = kj::runCatchingExceptions([&]() {
-          message.writeTo(context->getResults(capnp::MessageSize{
-              message.words.size() + 4, static_cast<uint>(message.caps.size())}));
-        });
-      }
-      return failure;
-    });
+    if (release_results == nullptr) return nullArgument(err, "release_results");
+    return returnResults(call, results, kj::mv(loan), err);
   });
 }
 

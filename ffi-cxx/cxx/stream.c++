@@ -28,8 +28,9 @@ void appendLe32(kj::Vector<kj::byte>& out, uint32_t value) {
 
 }  // namespace
 
-CoalescingMessageStream::CoalescingMessageStream(kj::AsyncIoStream& stream)
-    : stream(stream), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)), tasks(*this) {}
+CoalescingMessageStream::CoalescingMessageStream(kj::AsyncIoStream& stream,
+                                                 std::shared_ptr<ReceivedMessages> received)
+    : stream(stream), received(kj::mv(received)), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)), tasks(*this) {}
 
 CoalescingMessageStream::~CoalescingMessageStream() noexcept(false) {}
 
@@ -79,10 +80,8 @@ kj::Maybe<capnp::MessageReaderAndFds> CoalescingMessageStream::parseBuffered(
   }
   readStart += messageBytes;
   if (readStart == readEnd) readStart = readEnd = 0;
-  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> table = segments;
-  auto reader = kj::heap<capnp::SegmentArrayMessageReader>(table, options)
-                    .attach(kj::mv(segments), kj::mv(words));
-  return capnp::MessageReaderAndFds{kj::mv(reader), nullptr};
+  return capnp::MessageReaderAndFds{received->newReader(kj::mv(words), kj::mv(segments), options),
+                                    nullptr};
 }
 
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CoalescingMessageStream::tryReadMessage(

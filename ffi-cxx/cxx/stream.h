@@ -8,12 +8,17 @@
 #include <kj/async-io.h>
 #include <kj/vector.h>
 
+#include <memory>
+
+#include "received.h"
+
 namespace capnp_lean {
 
 class CoalescingMessageStream final : public capnp::MessageStream,
                                       private kj::TaskSet::ErrorHandler {
  public:
-  explicit CoalescingMessageStream(kj::AsyncIoStream& stream);
+  // Received messages are registered with `received` (so they can be viewed in place).
+  CoalescingMessageStream(kj::AsyncIoStream& stream, std::shared_ptr<ReceivedMessages> received);
   ~CoalescingMessageStream() noexcept(false);
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
@@ -28,6 +33,7 @@ class CoalescingMessageStream final : public capnp::MessageStream,
 
  private:
   kj::AsyncIoStream& stream;
+  std::shared_ptr<ReceivedMessages> received;
 
   // Read side: bytes [readStart, readEnd) of readBuffer are received but not yet consumed.
   kj::Array<kj::byte> readBuffer;

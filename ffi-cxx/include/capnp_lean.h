@@ -90,8 +90,15 @@ typedef struct capnp_lean_message {
   size_t cap_count;
 } capnp_lean_message;
 
+/* Hands memory the host lent to the runtime back to its owner: called exactly once per loan. */
+typedef void (*capnp_lean_release_fn)(void* owner);
+
 /* A borrowed view of a received message (results or params); valid until the owning call or
- * server call handle is released. Capabilities are fetched one by one (they become handles). */
+ * server call handle is released. Capabilities are fetched one by one (they become handles).
+ * Data-only messages that arrived over the coalescing transport are viewed in place, without a
+ * copy: the root is then a double-far pointer to the struct inside the received RPC message,
+ * whose segments make up the rest of the view (only its first segment is copied, and only when
+ * it has several). Readers that follow far pointers (every conforming one) see no difference. */
 typedef struct capnp_lean_message_view {
   const capnp_lean_segment* segments;
   size_t segment_count;
@@ -257,6 +264,17 @@ capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interfa
                                         uint16_t method_id, const capnp_lean_message* params,
                                         capnp_lean_call_done_fn on_done, void* user_data,
                                         capnp_lean_call** out, capnp_lean_error** err);
+/* capnp_lean_call_start without the copy: the params' segment bytes are lent to the runtime,
+ * which reads them once, when it writes the request on the loop thread, and then calls
+ * release_params(params_owner). The bytes must stay valid and unchanged until then (the message
+ * struct and its arrays are read before this returns) and be 8-byte aligned. Ownership passes on
+ * every path: release_params is called exactly once, even when this fails (then before it
+ * returns), on the loop thread or on the calling or shutting-down thread. It must not block. */
+capnp_lean_status capnp_lean_call_start_borrowing(
+    capnp_lean_cap* target, uint64_t interface_id, uint16_t method_id,
+    const capnp_lean_message* params, capnp_lean_release_fn release_params, void* params_owner,
+    capnp_lean_call_done_fn on_done, void* user_data, capnp_lean_call** out,
+    capnp_lean_error** err);
 /* Nonzero once the call has completed. */
 int capnp_lean_call_is_done(const capnp_lean_call* call);
 /* Blocks until the call completes and its completion callback has returned; always refused
@@ -308,6 +326,14 @@ int capnp_lean_server_call_is_cancelled(const capnp_lean_server_call* call);
 capnp_lean_status capnp_lean_server_call_return(capnp_lean_server_call* call,
                                                 const capnp_lean_message* results,
                                                 capnp_lean_error** err);
+/* capnp_lean_server_call_return without the copy: the results' segment bytes are lent until
+ * the runtime has written them into the Return, then release_results(results_owner) is called,
+ * exactly once on every path, as for capnp_lean_call_start_borrowing. */
+capnp_lean_status capnp_lean_server_call_return_borrowing(capnp_lean_server_call* call,
+                                                          const capnp_lean_message* results,
+                                                          capnp_lean_release_fn release_results,
+                                                          void* results_owner,
+                                                          capnp_lean_error** err);
 /* Answers with an error of this kind and message and frees the context. */
 capnp_lean_status capnp_lean_server_call_fail(capnp_lean_server_call* call,
                                               capnp_lean_error_kind kind, const uint8_t* message,

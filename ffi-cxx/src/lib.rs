@@ -220,6 +220,8 @@ abi_callbacks! {
     pub type capnp_lean_server_drop_fn = fn(user_data: *mut c_void);
     /// A task run on the loop thread.
     pub type capnp_lean_task_fn = fn(user_data: *mut c_void);
+    /// Ends a loan of host memory (exactly once per loan).
+    pub type capnp_lean_release_fn = fn(owner: *mut c_void);
 }
 
 abi_functions! {
@@ -272,6 +274,8 @@ abi_functions! {
     /// See the header.
     pub fn capnp_lean_call_start(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
+    pub fn capnp_lean_call_start_borrowing(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, release_params: capnp_lean_release_fn, params_owner: *mut c_void, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// See the header.
     pub fn capnp_lean_call_is_done(call: *const capnp_lean_call) -> c_int;
     /// See the header.
     pub fn capnp_lean_call_wait(call: *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
@@ -293,6 +297,8 @@ abi_functions! {
     pub fn capnp_lean_server_call_is_cancelled(call: *const capnp_lean_server_call) -> c_int;
     /// See the header.
     pub fn capnp_lean_server_call_return(call: *mut capnp_lean_server_call, results: *const capnp_lean_message, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// See the header.
+    pub fn capnp_lean_server_call_return_borrowing(call: *mut capnp_lean_server_call, results: *const capnp_lean_message, release_results: capnp_lean_release_fn, results_owner: *mut c_void, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_server_call_fail(call: *mut capnp_lean_server_call, kind: capnp_lean_error_kind, message: *const u8, message_len: usize, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
