@@ -100,26 +100,60 @@ pub(crate) struct OutMessage<'a> {
 }
 
 impl OutMessage<'_> {
+    fn raw_segments(&self) -> Vec<sys::capnp_lean_segment> {
+        self.segments.iter().map(|s| sys::capnp_lean_segment { data: s.as_ptr(), size: s.len() }).collect()
+    }
+
     /// Calls `f` with the raw `capnp_lean_message` describing this message.
     fn with_raw<R>(&self, f: impl FnOnce(*const sys::capnp_lean_message) -> R) -> R {
-        let segments: Vec<sys::capnp_lean_segment> = self
-            .segments
-            .iter()
-            .map(|s| sys::capnp_lean_segment { data: s.as_ptr(), size: s.len() })
-            .collect();
-        let caps: Vec<*mut sys::capnp_lean_cap> = self
-            .caps
-            .iter()
-            .map(|c| c.map_or(ptr::null_mut(), |c| c.raw.as_ptr()))
-            .collect();
-        let raw = sys::capnp_lean_message {
-            segments: segments.as_ptr(),
-            segment_count: segments.len(),
-            caps: caps.as_ptr(),
-            cap_count: caps.len(),
-        };
-        f(&raw)
+        out_with_raw(&self.raw_segments(), self.caps, f)
     }
+}
+
+/// Calls `f` with a raw message over `segments` and `caps`, valid during the call.
+fn out_with_raw<R>(segments: &[sys::capnp_lean_segment], caps: &[Option<&CapHandle>], f: impl FnOnce(*const sys::capnp_lean_message) -> R) -> R {
+    let caps: Vec<*mut sys::capnp_lean_cap> = caps.iter().map(|c| c.map_or(ptr::null_mut(), |c| c.raw.as_ptr())).collect();
+    let raw = sys::capnp_lean_message {
+        segments: segments.as_ptr(),
+        segment_count: segments.len(),
+        caps: caps.as_ptr(),
+        cap_count: caps.len(),
+    };
+    f(&raw)
+}
+
+/// Memory that can be lent to the ABI without a copy: its segments stay at the same address
+/// and unchanged for as long as the value is not touched (the ABI never touches it; it only
+/// drops it, on whatever thread ends the loan).
+pub(crate) trait Lendable: Send + 'static {
+    /// The message's segments, 8-byte aligned.
+    fn segments(&self) -> Vec<&[u8]>;
+}
+
+/// A message lent to the ABI: `owner` holds the segments; `caps` are borrowed for the call.
+pub(crate) struct LentMessage<'a, T: Lendable> {
+    pub owner: Box<T>,
+    pub caps: &'a [Option<&'a CapHandle>],
+}
+
+impl<T: Lendable> LentMessage<'_, T> {
+    /// Calls `f` with the raw message and the owner's address, which the ABI now owns: it frees
+    /// it through `release_trampoline::<T>` exactly once, on every path.
+    fn lend<R>(self, f: impl FnOnce(*const sys::capnp_lean_message, *mut c_void) -> R) -> R {
+        // The segments live in the boxed owner's heap memory, which Box::into_raw does not move.
+        let segments: Vec<&[u8]> = self.owner.segments();
+        let out = OutMessage { segments: &segments, caps: self.caps };
+        let raw_segments = out.raw_segments();
+        drop(segments);
+        let owner = Box::into_raw(self.owner);
+        out_with_raw(&raw_segments, self.caps, |raw| f(raw, owner.cast()))
+    }
+}
+
+unsafe extern "C" fn release_trampoline<T: Lendable>(owner: *mut c_void) {
+    // SAFETY: owner is the Box<T> leaked by `LentMessage::lend`; the ABI releases it exactly once.
+    let owner = unsafe { Box::from_raw(owner.cast::<T>()) };
+    contain_panic("lent message release", move || drop(owner));
 }
 
 /// Turns a message view into byte slices borrowed for `'a`.
@@ -486,6 +520,25 @@ impl CapHandle {
     }
 }
 
+impl CapHandle {
+    /// Like [`CapHandle::start_call`], with the params lent instead of copied.
+    pub fn start_call_lent<T: Lendable>(&self, interface_id: u64, method_id: u16, params: LentMessage<'_, T>, done: CallDone) -> Result<CallHandle, Error> {
+        let mut out = ptr::null_mut();
+        hand_over(done, |user_data| {
+            params.lend(|raw_params, owner| {
+                // SAFETY: the raw message is valid for this call, and its segments until the ABI
+                // releases `owner` (a leaked Box<T>) through release_trampoline::<T>, which it
+                // does exactly once on every path; call_done_trampoline consumes user_data.
+                check(|err| unsafe {
+                    sys::capnp_lean_call_start_borrowing(self.raw.as_ptr(), interface_id, method_id, raw_params,
+                        Some(release_trampoline::<T>), owner, Some(call_done_trampoline), user_data, &mut out, err)
+                })
+            })
+        })?;
+        Ok(CallHandle { raw: NonNull::new(out).expect("call_start returned no call") })
+    }
+}
+
 impl Drop for CapHandle {
     fn drop(&mut self) {
         // SAFETY: released exactly once, here.
@@ -625,6 +678,19 @@ impl ServerCallHandle {
         results.with_raw(|raw_results| {
             // SAFETY: consumes the context exactly once; results are copied by the ABI.
             check(|err| unsafe { sys::capnp_lean_server_call_return(raw, raw_results, err) })
+        })
+    }
+
+    /// Like [`ServerCallHandle::respond`], with the results lent instead of copied.
+    pub fn respond_lent<T: Lendable>(self, results: LentMessage<'_, T>) -> Result<(), Error> {
+        let raw = self.raw.as_ptr();
+        std::mem::forget(self); // the ABI consumes the context whatever the outcome
+        results.lend(|raw_results, owner| {
+            // SAFETY: consumes the context exactly once; the ABI releases `owner` (a leaked
+            // Box<T>) through release_trampoline::<T> exactly once, after writing the results.
+            check(|err| unsafe {
+                sys::capnp_lean_server_call_return_borrowing(raw, raw_results, Some(release_trampoline::<T>), owner, err)
+            })
         })
     }
 

@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use crate::error::Error;
-use crate::ffi::{CallHandle, CallResults, CapHandle, OutMessage};
+use crate::ffi::{CallHandle, CallResults, CapHandle, LentMessage, Lendable, ServerCallHandle};
 use capnp::any_pointer;
 use capnp::capability::{Promise, RemotePromise, Request, Response};
 use capnp::message::{self, HeapAllocator, ReaderOptions};
@@ -187,16 +187,22 @@ pub(crate) struct StartedCall {
     completion: Arc<Completion>,
 }
 
+/// A finished message builder lends its segments to the ABI in place (no copy before KJ's).
+impl Lendable for message::Builder<HeapAllocator> {
+    fn segments(&self) -> Vec<&[u8]> {
+        self.get_segments_for_output().to_vec()
+    }
+}
+
 fn start(request: BridgeRequest) -> Result<Arc<StartedCall>, capnp::Error> {
     let target = request.target?;
-    let segments = request.message.get_segments_for_output();
     let caps = table_caps(&request.cap_table)?;
     let completion = Arc::new(Completion::default());
     let signal = completion.clone();
-    let handle = target.start_call(
+    let handle = target.start_call_lent(
         request.interface_id,
         request.method_id,
-        &OutMessage { segments: &segments, caps: &caps },
+        LentMessage { owner: Box::new(request.message), caps: &caps },
         Box::new(move |_completed| {
             signal.done.store(true, Ordering::Release);
             if let Some(waker) = signal.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -352,9 +358,11 @@ impl ResultsHook for BridgeResults {
     }
 }
 
-/// Serializes a server's results message for the ABI: segments plus bridge capabilities.
-pub(crate) fn with_out_message<R>(message: &message::Builder<HeapAllocator>, cap_table: &CapTable, f: impl FnOnce(&OutMessage<'_>) -> Result<R, Error>) -> Result<R, Error> {
-    let segments = message.get_segments_for_output();
-    let caps = table_caps(cap_table)?;
-    f(&OutMessage { segments: &segments, caps: &caps })
+/// Answers `call` with a server's results message, lent to the ABI (no copy before KJ's). A
+/// capability the bridge cannot pass on fails the call instead.
+pub(crate) fn respond_lent(call: ServerCallHandle, message: message::Builder<HeapAllocator>, cap_table: &CapTable) -> Result<(), Error> {
+    match table_caps(cap_table) {
+        Ok(caps) => call.respond_lent(LentMessage { owner: Box::new(message), caps: &caps }),
+        Err(e) => call.fail(&e).and(Err(e)),
+    }
 }

@@ -7,7 +7,7 @@
 use crate::error::Error;
 use crate::executor::{LoopCell, LoopTask};
 use crate::ffi::{HostServer, ServerCallHandle};
-use crate::hooks::{with_out_message, BridgeClient, BridgeParams, BridgeResults, CapTable, ResultsSlot};
+use crate::hooks::{respond_lent, BridgeClient, BridgeParams, BridgeResults, CapTable, ResultsSlot};
 use crate::runtime::RuntimeShared;
 use capnp::capability::{Params, Results, Server};
 use std::cell::RefCell;
@@ -95,16 +95,8 @@ fn answer(call: ServerCallHandle, outcome: Result<(), capnp::Error>, slot: &Resu
         let _ = call.fail(&Error::failed("the server method kept its Results past the end of the call"));
         return;
     };
-    // `respond` consumes the call, so it must not be moved into the closure on failure paths.
-    let mut call = Some(call);
-    let outcome = with_out_message(&message, &cap_table, |out| {
-        call.take().expect("answered once").respond(out)
-    });
-    if let Err(e) = outcome {
-        if let Some(call) = call {
-            let _ = call.fail(&e);
-        }
-    }
+    // Errors are already answered (the ABI fails a call whose results it refuses).
+    let _ = respond_lent(call, message, &cap_table);
 }
 
 impl<D: Server + Clone + 'static> HostServer for ServedCapability<D> {
