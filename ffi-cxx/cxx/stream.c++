@@ -11,15 +11,41 @@ namespace capnp_lean {
 namespace {
 
 constexpr size_t READ_BUFFER_BYTES = 64 * 1024;
+// From this much segment data a message skips the read buffer: copying it would cost more
+// than the separate read that fills its own array (and it need not fit in the buffer).
+constexpr size_t LARGE_MESSAGE_BYTES = 16 * 1024;
 // A batch this large is written at once instead of waiting for the end of the turn.
 constexpr size_t MAX_BATCH_BYTES = 256 * 1024;
 // Past this many queued bytes behind a write in flight, writers wait (backpressure).
 constexpr size_t HIGH_WATER_BYTES = 4 * 1024 * 1024;
 // KJ's own limit on segments per message.
 constexpr uint32_t MAX_SEGMENTS = 512;
+static_assert(LARGE_MESSAGE_BYTES + (MAX_SEGMENTS + 2) * 4 <= READ_BUFFER_BYTES,
+              "every small message fits in the read buffer");
 
 uint32_t readLe32(const kj::byte* p) {
   return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+}
+
+// The message's segments within `words`, as the segment table at `head` lays them out.
+kj::Array<kj::ArrayPtr<const capnp::word>> segmentsOf(const kj::byte* head, uint32_t count,
+                                                     kj::ArrayPtr<const capnp::word> words) {
+  auto segments = kj::heapArray<kj::ArrayPtr<const capnp::word>>(count);
+  size_t offset = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t size = readLe32(head + 4 + 4 * i);
+    segments[i] = words.slice(offset, offset + size);
+    offset += size;
+  }
+  return segments;
+}
+
+kj::Own<capnp::MessageReader> newReader(kj::Array<kj::ArrayPtr<const capnp::word>> segments,
+                                        kj::Array<capnp::word> words,
+                                        const capnp::ReaderOptions& options) {
+  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> table = segments;
+  return kj::heap<capnp::SegmentArrayMessageReader>(table, options)
+      .attach(kj::mv(segments), kj::mv(words));
 }
 
 void appendLe32(kj::Vector<kj::byte>& out, uint32_t value) {
@@ -38,7 +64,7 @@ void CoalescingMessageStream::taskFailed(kj::Exception&& exception) {
   if (writeError == nullptr) writeError = kj::mv(exception);
 }
 
-kj::Maybe<capnp::MessageReaderAndFds> CoalescingMessageStream::parseBuffered(
+kj::Maybe<CoalescingMessageStream::Frame> CoalescingMessageStream::bufferedFrame(
     const capnp::ReaderOptions& options) {
   size_t available = readEnd - readStart;
   if (available < 8) return nullptr;
@@ -54,42 +80,55 @@ kj::Maybe<capnp::MessageReaderAndFds> CoalescingMessageStream::parseBuffered(
   KJ_REQUIRE(totalWords <= options.traversalLimitInWords,
              "message is larger than the traversal limit (see capnp_lean_connection_options)",
              totalWords, options.traversalLimitInWords);
-  size_t messageBytes = tableBytes + totalWords * sizeof(capnp::word);
-  if (available < messageBytes) {
-    if (messageBytes > readBuffer.size()) {
-      // Grow to hold the whole message (already bounded by the traversal limit).
-      auto bigger = kj::heapArray<kj::byte>(messageBytes);
-      memcpy(bigger.begin(), head, available);
-      readBuffer = kj::mv(bigger);
-      readEnd = available;
-      readStart = 0;
-    }
-    return nullptr;
-  }
+  return Frame{segmentCount, tableBytes, totalWords};
+}
+
+capnp::MessageReaderAndFds CoalescingMessageStream::copyOut(const Frame& frame,
+                                                            const capnp::ReaderOptions& options) {
   // Each message gets its own word-aligned copy: the RPC system may keep it long after the
   // buffer has been reused.
-  auto words = kj::heapArray<capnp::word>(totalWords);
-  memcpy(words.begin(), head + tableBytes, totalWords * sizeof(capnp::word));
-  auto segments = kj::heapArray<kj::ArrayPtr<const capnp::word>>(segmentCount);
-  size_t offset = 0;
-  for (uint32_t i = 0; i < segmentCount; i++) {
-    size_t size = readLe32(head + 4 + 4 * i);
-    segments[i] = words.slice(offset, offset + size).asConst();
-    offset += size;
-  }
-  readStart += messageBytes;
+  const kj::byte* head = readBuffer.begin() + readStart;
+  auto words = kj::heapArray<capnp::word>(frame.totalWords);
+  memcpy(words.begin(), head + frame.tableBytes, frame.totalWords * sizeof(capnp::word));
+  auto segments = segmentsOf(head, frame.segmentCount, words);
+  readStart += frame.bytes();
   if (readStart == readEnd) readStart = readEnd = 0;
-  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> table = segments;
-  auto reader = kj::heap<capnp::SegmentArrayMessageReader>(table, options)
-                    .attach(kj::mv(segments), kj::mv(words));
-  return capnp::MessageReaderAndFds{kj::mv(reader), nullptr};
+  return capnp::MessageReaderAndFds{newReader(kj::mv(segments), kj::mv(words), options), nullptr};
+}
+
+kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CoalescingMessageStream::readLarge(
+    const Frame& frame, const capnp::ReaderOptions& options) {
+  // Takes what is buffered, then reads the rest straight into the message's own array.
+  const kj::byte* head = readBuffer.begin() + readStart;
+  auto words = kj::heapArray<capnp::word>(frame.totalWords);
+  auto segments = segmentsOf(head, frame.segmentCount, words);
+  kj::ArrayPtr<kj::byte> body = words.asBytes();
+  size_t buffered = readEnd - readStart - frame.tableBytes;
+  memcpy(body.begin(), head + frame.tableBytes, buffered);
+  readStart = readEnd = 0;
+  auto rest = body.slice(buffered, body.size());
+  // tryRead returns fewer than its minimum only at EOF.
+  return stream.tryRead(rest.begin(), rest.size(), rest.size())
+      .then([wanted = rest.size(), segments = kj::mv(segments), words = kj::mv(words),
+             options](size_t n) mutable -> kj::Maybe<capnp::MessageReaderAndFds> {
+        if (n < wanted) {
+          kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "premature EOF inside a message"));
+        }
+        return capnp::MessageReaderAndFds{newReader(kj::mv(segments), kj::mv(words), options),
+                                          nullptr};
+      });
 }
 
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CoalescingMessageStream::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
     kj::ArrayPtr<capnp::word> scratchSpace) {
-  KJ_IF_MAYBE(message, parseBuffered(options)) {
-    return kj::Maybe<capnp::MessageReaderAndFds>(kj::mv(*message));
+  KJ_IF_MAYBE(frame, bufferedFrame(options)) {
+    if (readEnd - readStart >= frame->bytes()) {
+      return kj::Maybe<capnp::MessageReaderAndFds>(copyOut(*frame, options));
+    }
+    if (frame->totalWords * sizeof(capnp::word) >= LARGE_MESSAGE_BYTES) {
+      return readLarge(*frame, options);
+    }
   }
   if (readStart > 0 && readEnd == readBuffer.size()) {
     // Make room at the end by moving the unconsumed tail to the front.

@@ -2,6 +2,8 @@
 // message that has arrived, and every message written during one event-loop turn leaves in a
 // single write. Stock KJ 0.9.2 (AsyncIoMessageStream) makes two reads and one writev per
 // message; the wire format is the same standard stream framing.
+//
+// A large message is not copied out of the read buffer: it is read straight into its own array.
 #pragma once
 
 #include <capnp/serialize-async.h>
@@ -27,6 +29,14 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   kj::Promise<void> end() override;
 
  private:
+  // The segment table at the front of the read buffer.
+  struct Frame {
+    uint32_t segmentCount;
+    size_t tableBytes;
+    uint64_t totalWords;
+    size_t bytes() const { return tableBytes + totalWords * sizeof(capnp::word); }
+  };
+
   kj::AsyncIoStream& stream;
 
   // Read side: bytes [readStart, readEnd) of readBuffer are received but not yet consumed.
@@ -45,8 +55,11 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   // buffers they point into still exist.
   kj::TaskSet tasks;
 
-  // Parses one complete message from the buffer, if there is one (throws on a bad frame).
-  kj::Maybe<capnp::MessageReaderAndFds> parseBuffered(const capnp::ReaderOptions& options);
+  // The validated segment table of the next message, once that table has arrived.
+  kj::Maybe<Frame> bufferedFrame(const capnp::ReaderOptions& options);
+  capnp::MessageReaderAndFds copyOut(const Frame& frame, const capnp::ReaderOptions& options);
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readLarge(
+      const Frame& frame, const capnp::ReaderOptions& options);
   void appendMessage(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
   kj::Promise<void> afterAppend();
   void flush();
