@@ -3,7 +3,10 @@
 // single write. Stock KJ 0.9.2 (AsyncIoMessageStream) makes two reads and one writev per
 // message; the wire format is the same standard stream framing.
 //
-// A large message is not copied out of the read buffer: it is read straight into its own array.
+// Large messages are not copied: one is read straight into its own array, and written from
+// the caller's segments by a gather write (its writeMessage() promise then resolves only once
+// that write has completed, as the segments are borrowed until then). A small message's
+// promise resolves at once, which is what lets a turn's messages coalesce.
 #pragma once
 
 #include <capnp/serialize-async.h>
@@ -37,6 +40,23 @@ class CoalescingMessageStream final : public capnp::MessageStream,
     size_t bytes() const { return tableBytes + totalWords * sizeof(capnp::word); }
   };
 
+  // The promise for a write whose segments are borrowed (see BorrowedWrite in stream.c++).
+  class BorrowedWrite;
+
+  // One write's worth of output, in wire order.
+  struct Batch {
+    struct Piece {
+      const kj::byte* borrowed;  // null: bytes[offset, offset + size) of this batch
+      size_t offset;
+      size_t size;
+    };
+    kj::Vector<kj::byte> bytes;  // small messages, and the segment tables of large ones
+    kj::Vector<Piece> pieces;
+    kj::Vector<BorrowedWrite*> borrowers;  // settled when this batch has been written
+    size_t size = 0;                       // bytes on the wire
+    void clear();                          // all but the borrowers, which settle() clears
+  };
+
   kj::AsyncIoStream& stream;
 
   // Read side: bytes [readStart, readEnd) of readBuffer are received but not yet consumed.
@@ -44,13 +64,15 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   size_t readStart = 0;
   size_t readEnd = 0;
 
-  // Write side: `pending` collects this turn's messages; one write is in flight at a time.
-  kj::Vector<kj::byte> pending;
-  kj::Array<kj::byte> sending;
+  // Write side: `pending` collects this turn's messages; `sending` is the one write in flight.
+  Batch pending;
+  Batch sending;
+  kj::Vector<kj::ArrayPtr<const kj::byte>> sendingPieces;
   bool flushScheduled = false;
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;
+  kj::Canceler writeCanceler;  // stops a write whose borrowed segments are about to be freed
   // Last, so it is destroyed first: in-flight writes and flushes are cancelled while the
   // buffers they point into still exist.
   kj::TaskSet tasks;
@@ -60,10 +82,16 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   capnp::MessageReaderAndFds copyOut(const Frame& frame, const capnp::ReaderOptions& options);
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readLarge(
       const Frame& frame, const capnp::ReaderOptions& options);
-  void appendMessage(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
-  kj::Promise<void> afterAppend();
+
+  void appendCopied(kj::ArrayPtr<const kj::byte> bytes);
+  // Queues one message; true if its segments are borrowed rather than copied.
+  bool appendMessage(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  kj::Promise<void> afterAppend(bool borrowed);
   void flush();
   void wrote();
+  void failed(kj::Exception&& exception);
+  void settle(Batch& batch, kj::Maybe<const kj::Exception&> error);
+  void abandon(BorrowedWrite& write);
   kj::Promise<void> drained();
   void taskFailed(kj::Exception&& exception) override;
 };
