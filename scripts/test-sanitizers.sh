@@ -40,4 +40,6 @@ run -p capnp-lean-bridge --test api
 # The peer binaries these spawn (bridge-peer, rust-peer, reliability-peer) are built with the
 # same flags, so hostile frames and killed peers hit a sanitized shim in every process.
 run -p interop-tests --test bridge_faults --test reliability_peer_death --test reliability_hostile_frames
+# Large messages are written from their owners' memory (no copy): their lifetimes, checked.
+run -p interop-tests --test bridge_interop --test bridge_limits -- 16_b_to_1_mib multi_segment large_message
 echo "sanitizers: no reports"

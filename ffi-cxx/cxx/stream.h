@@ -2,6 +2,11 @@
 // message that has arrived, and every message written during one event-loop turn leaves in a
 // single write. Stock KJ 0.9.2 (AsyncIoMessageStream) makes two reads and one writev per
 // message; the wire format is the same standard stream framing.
+//
+// Large messages are not copied: one is read straight into its own array, and written from
+// the caller's segments by a gather write (its writeMessage() promise then resolves only once
+// that write has completed, as the segments are borrowed until then). A small message's
+// promise resolves at once, which is what lets a turn's messages coalesce.
 #pragma once
 
 #include <capnp/serialize-async.h>
@@ -32,6 +37,31 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   kj::Promise<void> end() override;
 
  private:
+  // The segment table at the front of the read buffer.
+  struct Frame {
+    uint32_t segmentCount;
+    size_t tableBytes;
+    uint64_t totalWords;
+    size_t bytes() const { return tableBytes + totalWords * sizeof(capnp::word); }
+  };
+
+  // The promise for a write whose segments are borrowed (see BorrowedWrite in stream.c++).
+  class BorrowedWrite;
+
+  // One write's worth of output, in wire order.
+  struct Batch {
+    struct Piece {
+      const kj::byte* borrowed;  // null: bytes[offset, offset + size) of this batch
+      size_t offset;
+      size_t size;
+    };
+    kj::Vector<kj::byte> bytes;  // small messages, and the segment tables of large ones
+    kj::Vector<Piece> pieces;
+    kj::Vector<BorrowedWrite*> borrowers;  // settled when this batch has been written
+    size_t size = 0;                       // bytes on the wire
+    void clear();                          // all but the borrowers, which settle() clears
+  };
+
   kj::AsyncIoStream& stream;
   std::shared_ptr<ReceivedMessages> received;
 
@@ -40,23 +70,34 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   size_t readStart = 0;
   size_t readEnd = 0;
 
-  // Write side: `pending` collects this turn's messages; one write is in flight at a time.
-  kj::Vector<kj::byte> pending;
-  kj::Array<kj::byte> sending;
+  // Write side: `pending` collects this turn's messages; `sending` is the one write in flight.
+  Batch pending;
+  Batch sending;
+  kj::Vector<kj::ArrayPtr<const kj::byte>> sendingPieces;
   bool flushScheduled = false;
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;
+  kj::Canceler writeCanceler;  // stops a write whose borrowed segments are about to be freed
   // Last, so it is destroyed first: in-flight writes and flushes are cancelled while the
   // buffers they point into still exist.
   kj::TaskSet tasks;
 
-  // Parses one complete message from the buffer, if there is one (throws on a bad frame).
-  kj::Maybe<capnp::MessageReaderAndFds> parseBuffered(const capnp::ReaderOptions& options);
-  void appendMessage(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
-  kj::Promise<void> afterAppend();
+  // The validated segment table of the next message, once that table has arrived.
+  kj::Maybe<Frame> bufferedFrame(const capnp::ReaderOptions& options);
+  capnp::MessageReaderAndFds copyOut(const Frame& frame, const capnp::ReaderOptions& options);
+  kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> readLarge(
+      const Frame& frame, const capnp::ReaderOptions& options);
+
+  void appendCopied(kj::ArrayPtr<const kj::byte> bytes);
+  // Queues one message; true if its segments are borrowed rather than copied.
+  bool appendMessage(kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments);
+  kj::Promise<void> afterAppend(bool borrowed);
   void flush();
   void wrote();
+  void failed(kj::Exception&& exception);
+  void settle(Batch& batch, kj::Maybe<const kj::Exception&> error);
+  void abandon(BorrowedWrite& write);
   kj::Promise<void> drained();
   void taskFailed(kj::Exception&& exception) override;
 };

@@ -1,9 +1,12 @@
 //! Bad input and faults against the bridge, across processes: a killed peer fails every pending
 //! call promptly, hostile bytes close only their own connection, unknown methods and server
-//! failures arrive with the right kind and message.
+//! failures arrive with the right kind and message; a large message cut short or stuck in the
+//! socket fails or tears down cleanly.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use capnp::traits::HasTypeId;
@@ -13,6 +16,7 @@ use futures::future::join_all;
 use interop_tests::process::PeerProcess;
 use interop_tests::rust_peer::run_local;
 use interop_tests::scenarios::interop::echo;
+use interop_tests::wiretap::{FrameSplitter, MessageKind, RpcMessage};
 
 const RUST_PEER: &str = env!("CARGO_BIN_EXE_rust-peer");
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
@@ -91,6 +95,11 @@ fn server_closes_after(address: &str, bytes: &[u8], then_eof: bool) -> bool {
     }
 }
 
+/// The segment table of a one-segment frame of `words` words.
+fn one_segment_header(words: u32) -> Vec<u8> {
+    [0u32.to_le_bytes(), words.to_le_bytes()].concat()
+}
+
 /// A deterministic byte soup (xorshift), so failures reproduce.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed | 1;
@@ -129,12 +138,15 @@ fn hostile_bytes_close_only_their_own_connection_and_the_bridge_server_keeps_ser
         garbage_message.extend_from_slice(&0u32.to_le_bytes());
         garbage_message.extend_from_slice(&4u32.to_le_bytes());
         garbage_message.extend_from_slice(&noise(7, 32)); // a frame whose content is nonsense
-        // Only the truncated frame needs our EOF: everything else must be refused on sight.
+        let mut large_truncated = one_segment_header(96 * 1024 / 8); // 96 KiB promised...
+        large_truncated.extend_from_slice(&noise(9, 70 * 1024)); // ...70 KiB sent: past the read buffer
+        // Only the truncated frames need our EOF: everything else must be refused on sight.
         let cases: Vec<(&str, Vec<u8>, bool)> = vec![
             ("random bytes", noise(42, 4096), false),
             ("an absurd segment count", absurd_segments, false),
             ("a 2 GiB segment claim", huge_segment, false),
             ("a truncated frame", truncated, true),
+            ("a truncated large frame", large_truncated, true),
             ("a frame of nonsense", garbage_message, false),
         ];
         for (what, bytes, then_eof) in cases {
@@ -205,4 +217,78 @@ fn the_disconnect_notification_fires_promptly_when_the_peer_dies() {
         let error = echo(&interop, b"after").await.expect_err("a dead connection cannot echo");
         assert_eq!(error.kind, capnp::ErrorKind::Disconnected);
     });
+}
+
+/// A TCP peer for one connection that does `behave` with it, on its own thread.
+fn raw_peer(behave: impl FnOnce(TcpStream) + Send + 'static) -> (String, thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let peer = thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            behave(stream);
+        }
+    });
+    (address, peer)
+}
+
+#[test]
+fn a_pending_call_fails_promptly_when_the_peer_stops_in_the_middle_of_a_large_message() {
+    let (address, peer) = raw_peer(|mut stream| {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Wait for the bridge's call, so it is pending when the message is cut short.
+        let (mut splitter, mut buffer) = (FrameSplitter::default(), [0u8; 4096]);
+        while let Ok(read @ 1..) = stream.read(&mut buffer) {
+            if splitter.push(&buffer[..read]).iter().any(|f| RpcMessage::decode(f).kind() == MessageKind::Call) {
+                break;
+            }
+        }
+        let mut frame = one_segment_header((1 << 20) / 8); // 1 MiB promised...
+        frame.extend_from_slice(&noise(3, 100 * 1024)); // ...100 KiB sent, then EOF
+        let _ = stream.write_all(&frame);
+        let _ = stream.shutdown(Shutdown::Write);
+        // Keep reading, so that closing never turns into a reset that could drop our bytes.
+        let _ = std::io::copy(&mut stream, &mut std::io::sink());
+    });
+    with_bridge_client(&address, async |_, interop| {
+        let reply = tokio::time::timeout(Duration::from_secs(1), echo(&interop, b"answered by a cut-off message")).await;
+        let error = reply.expect("the call was still pending 1 s after the peer stopped").expect_err("no answer came");
+        assert_eq!(error.kind, capnp::ErrorKind::Disconnected, "{error}");
+    });
+    peer.join().unwrap();
+}
+
+#[test]
+fn releasing_a_connection_while_a_large_message_is_stuck_in_the_socket_neither_hangs_nor_crashes() {
+    let (stop, stopped) = mpsc::channel::<()>();
+    // A peer that accepts and never reads: the message fills the socket buffers and waits.
+    let (address, peer) = raw_peer(move |stream| {
+        let _ = stopped.recv();
+        drop(stream);
+    });
+    let server = serve(RUST_PEER);
+    let (done, finished) = mpsc::channel();
+    let server_address = server.address().to_string();
+    thread::spawn(move || {
+        let runtime = Runtime::new().unwrap();
+        run_local(async {
+            let connection = interop_tests::bridge_peer::connect(&runtime, &address).await.unwrap();
+            let interop: interop::Client = connection.bootstrap().unwrap();
+            let mut request = interop.echo_request();
+            request.get().set_payload(&vec![1u8; 16 << 20]);
+            let stuck = request.send().promise;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(stuck);
+            drop(connection);
+            // The runtime goes on serving another connection.
+            let connection = interop_tests::bridge_peer::connect(&runtime, &server_address).await.unwrap();
+            let other: interop::Client = connection.bootstrap().unwrap();
+            assert_eq!(echo(&other, b"after").await.unwrap(), b"after");
+        });
+        drop(runtime);
+        let _ = done.send(());
+    });
+    let outcome = finished.recv_timeout(Duration::from_secs(20));
+    let _ = stop.send(());
+    assert!(outcome.is_ok(), "releasing the connection (or the runtime) hung, or the client panicked");
+    peer.join().unwrap();
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use capnp::traits::HasTypeId;
 use capnp_lean::Runtime;
 use capnp_schemas::interop_capnp::interop;
 use interop_tests::host::BridgeHost;
@@ -12,9 +13,10 @@ use interop_tests::process::{run_to_completion, unique_socket_path, PeerProcess}
 use interop_tests::rust_peer::run_local;
 use interop_tests::scenarios::interop::{
     call_back_calls_caller, counter_counts_and_is_released, counter_later_resolves, echo, echo_round_trips,
-    reflect_returns_calls_to_caller, run_interop_scenario, INTEROP_STEPS,
+    mixed_echo_sizes, mixed_size_echoes, reflect_returns_calls_to_caller, run_interop_scenario, INTEROP_STEPS,
+    MIXED_ECHO_SIZES,
 };
-use interop_tests::wiretap::{MessageKind, RpcMessage, SendResultsTo, WireEvent, WireTap, SEVEN_KINDS};
+use interop_tests::wiretap::{Direction, MessageKind, RpcMessage, SendResultsTo, WireEvent, WireTap, SEVEN_KINDS};
 
 const RUST_PEER: &str = env!("CARGO_BIN_EXE_rust-peer");
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
@@ -206,4 +208,66 @@ fn a_bridge_server_calls_back_into_a_bridge_client_in_another_process() {
         let back = echo(&interop, b"still connected").await.map_err(|e| e.to_string())?;
         if back == b"still connected" { Ok(()) } else { Err("echo after call-back came back wrong".into()) }
     });
+}
+
+// ---- large messages (zero-copy in the coalescing transport) ----------------------------------
+
+/// Which of [`MIXED_ECHO_SIZES`] each `echo` call on the wire carried, in wire order: its frame
+/// is that payload plus well under 16 KiB of envelope.
+fn echo_call_sizes_on_the_wire(events: &[WireEvent]) -> Vec<usize> {
+    events
+        .iter()
+        .filter(|e| e.direction == Direction::ClientToServer)
+        .filter(|e| matches!(e.message, RpcMessage::Call { interface_id, method_id: 0, .. } if interface_id == interop::Client::TYPE_ID))
+        .map(|e| *MIXED_ECHO_SIZES.iter().rev().find(|&&size| e.bytes >= size).expect("a frame holds its payload"))
+        .collect()
+}
+
+/// Whether a frame of at least 16 KiB with more than one segment went `direction`.
+fn saw_large_multi_segment_frame(tap: &WireTap, direction: Direction) -> bool {
+    tap.wait_until(WIRE_TIMEOUT, |events| events.iter().any(|e| e.direction == direction && e.bytes >= 16 * 1024 && e.segments > 1))
+}
+
+fn assert_echo_calls_left_in_call_order(tap: &WireTap) {
+    let expected: Vec<usize> = mixed_echo_sizes().collect();
+    let complete = |events: &[WireEvent]| echo_call_sizes_on_the_wire(events).len() >= expected.len();
+    assert!(tap.wait_until(WIRE_TIMEOUT, complete), "not every echo call was seen:\n{}", tap.transcript());
+    assert_eq!(echo_call_sizes_on_the_wire(&tap.events()), expected, "echo calls left out of call order");
+}
+
+#[test]
+fn pipelined_echoes_of_16_b_to_1_mib_from_a_bridge_client_to_capnp_rpc_come_back_intact_and_leave_in_call_order() {
+    let server = serve(RUST_PEER, "serve-interop", "127.0.0.1:0");
+    let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
+    bridge_client(&tap, |_, interop| async move { mixed_size_echoes(&interop).await });
+    assert_echo_calls_left_in_call_order(&tap);
+}
+
+#[test]
+fn pipelined_echoes_of_16_b_to_1_mib_between_two_bridges_come_back_intact_and_leave_in_call_order() {
+    let server = serve(BRIDGE_PEER, "serve-interop", "127.0.0.1:0");
+    let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
+    bridge_client(&tap, |_, interop| async move { mixed_size_echoes(&interop).await });
+    assert_echo_calls_left_in_call_order(&tap);
+}
+
+/// capnp-rpc puts a large payload in a segment of its own, after a small first segment.
+#[test]
+fn a_bridge_reads_large_multi_segment_messages_from_capnp_rpc_on_both_sides() {
+    // As a client: capnp-rpc's returns.
+    let server = serve(RUST_PEER, "serve-interop", "127.0.0.1:0");
+    let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
+    bridge_client(&tap, |_, interop| async move { mixed_size_echoes(&interop).await });
+    assert!(saw_large_multi_segment_frame(&tap, Direction::ServerToClient), "no large multi-segment return:\n{}", tap.transcript());
+
+    // As a server: capnp-rpc's calls (and the bridge's large returns back to capnp-rpc).
+    let server = serve(BRIDGE_PEER, "serve-interop", "127.0.0.1:0");
+    let tap = WireTap::start("127.0.0.1:0", server.address()).unwrap();
+    let address = interop_tests::rust_peer::Address::parse(&tap.address()).unwrap();
+    let outcome = run_local(async {
+        let connection = interop_tests::rust_peer::connect(&address).await.map_err(|e| e.to_string())?;
+        mixed_size_echoes(&connection.bootstrap()).await
+    });
+    outcome.unwrap_or_else(|e| panic!("{e}\nwire:\n{}", tap.transcript()));
+    assert!(saw_large_multi_segment_frame(&tap, Direction::ClientToServer), "no large multi-segment call:\n{}", tap.transcript());
 }

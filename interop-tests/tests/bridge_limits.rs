@@ -66,6 +66,22 @@ fn a_message_over_the_traversal_limit_closes_only_its_connection() {
     assert_eq!(after.unwrap().len(), 64 * 1024, "the other connection keeps working, with the default limit");
 }
 
+#[test]
+fn a_large_message_under_the_traversal_limit_passes_and_one_over_it_closes_only_its_connection() {
+    let mut server = Server::interop();
+    // 512 KiB: room for messages larger than the transport's 64 KiB read buffer, read in place.
+    let limited: interop::Client = server.connect(ConnectionOptions { traversal_limit_words: 64 * 1024, ..interop_tests::bridge_peer::connection_options() });
+    let normal: interop::Client = server.connect(interop_tests::bridge_peer::connection_options());
+    let under: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+    let back = within(Duration::from_secs(5), echo(&limited, &under)).expect("the 200 KiB echo answered");
+    assert_eq!(back.unwrap(), under, "a large message under the limit passes intact");
+    let over = within(Duration::from_secs(5), echo(&limited, &[7u8; 1 << 20])).expect("the 1 MiB echo was not answered at all");
+    let error = over.expect_err("a 1 MiB message must not pass a 512 KiB limit");
+    assert_eq!(error.kind, capnp::ErrorKind::Disconnected, "{error}");
+    let after = within(Duration::from_secs(5), echo(&normal, &[9u8; 1 << 20])).expect("the other connection answered");
+    assert_eq!(after.unwrap().len(), 1 << 20, "the other connection keeps working, with the default limit");
+}
+
 /// `((((1 + 1) + 1) + 1) ...)` nested `depth` applications deep.
 fn nested_sum(calculator: &calculator::Client, depth: usize) -> Term {
     let add = interop_tests::scenarios::calculator::operator(calculator, calculator::Operator::Add);

@@ -138,6 +138,48 @@ pub async fn echo_round_trips(interop: &interop::Client) -> Result<(), String> {
     Ok(())
 }
 
+/// Echo payload sizes on both sides of the coalescing transport's large-message threshold
+/// (16 KiB: small ones are copied into batches, large ones go on the wire in place), and one
+/// larger than its 64 KiB read buffer.
+pub const MIXED_ECHO_SIZES: [usize; 4] = [16, 20 * 1024, 64 * 1024, 1024 * 1024];
+
+/// Indexes into [`MIXED_ECHO_SIZES`], in call order: a de Bruijn sequence, so every size is
+/// followed by every size (itself included), twice over.
+const MIXED_ECHO_ORDER: [usize; 32] =
+    [0, 0, 1, 0, 2, 0, 3, 1, 1, 2, 1, 3, 2, 2, 3, 3, 0, 0, 1, 0, 2, 0, 3, 1, 1, 2, 1, 3, 2, 2, 3, 3];
+
+/// The payload sizes [`mixed_size_echoes`] sends, in call order.
+pub fn mixed_echo_sizes() -> impl Iterator<Item = usize> {
+    MIXED_ECHO_ORDER.iter().map(|&i| MIXED_ECHO_SIZES[i])
+}
+
+/// A payload no other call of [`mixed_size_echoes`] sends: it starts with the call's number.
+fn mixed_echo_payload(call: usize, size: usize) -> Vec<u8> {
+    let mut payload: Vec<u8> = (0..size).map(|j| ((j * 7 + call * 13) % 251) as u8).collect();
+    payload[..4].copy_from_slice(&(call as u32).to_le_bytes());
+    payload
+}
+
+/// Sends every echo of [`mixed_echo_sizes`] before awaiting any (all pipelined), then checks
+/// each reply byte for byte against its own call's payload.
+pub async fn mixed_size_echoes(interop: &interop::Client) -> Result<(), String> {
+    let payloads: Vec<Vec<u8>> = mixed_echo_sizes().enumerate().map(|(call, size)| mixed_echo_payload(call, size)).collect();
+    let replies: Vec<_> = payloads
+        .iter()
+        .map(|payload| {
+            let mut request = interop.echo_request();
+            request.get().set_payload(payload);
+            request.send().promise
+        })
+        .collect();
+    for (call, (reply, payload)) in replies.into_iter().zip(&payloads).enumerate() {
+        let reply = step(&format!("echo {call} of {} bytes", payload.len()), reply).await?;
+        let back = reply.get().and_then(|r| r.get_payload()).map_err(|e| format!("echo {call}: {e}"))?;
+        check(back == &payload[..], || format!("echo {call} of {} bytes came back as {} other bytes", payload.len(), back.len()))?;
+    }
+    Ok(())
+}
+
 /// `fail` answers each error kind with the given message.
 pub async fn fail_carries_kind_and_message(interop: &interop::Client) -> Result<(), String> {
     let cases = [

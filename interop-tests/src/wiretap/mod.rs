@@ -40,6 +40,10 @@ pub struct WireEvent {
     pub direction: Direction,
     /// What it said.
     pub message: RpcMessage,
+    /// How many segments its frame had.
+    pub segments: usize,
+    /// Its frame's length on the wire, segment table included.
+    pub bytes: usize,
 }
 
 impl fmt::Display for WireEvent {
@@ -342,7 +346,8 @@ async fn pump(mut from: ReadHalf, mut to: Outlet, mut leg: Leg, log: &EventLog) 
             break;
         }
         for frame in splitter.push(&buffer[..read]) {
-            log.record(WireEvent { connection, direction, message: RpcMessage::decode(&frame) });
+            let segments = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize + 1;
+            log.record(WireEvent { connection, direction, message: RpcMessage::decode(&frame), segments, bytes: frame.len() });
         }
     }
     to.shutdown().await;
