@@ -232,7 +232,9 @@ kj::Promise<void> CoalescingMessageStream::afterAppend(bool borrowed) {
   // Created before flush() can hand the batch over, so it joins this batch's borrowers.
   kj::Maybe<kj::Promise<void>> written;
   if (borrowed) written = kj::newAdaptedPromise<void, BorrowedWrite>(*this);
-  if (!writeInFlight && pending.size >= MAX_BATCH_BYTES) {
+  // A large message leaves at once: nothing more will join it this turn, since
+  // TwoPartyVatNetwork sends its next message only when this one's promise resolves.
+  if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES)) {
     flush();
   } else if (!flushScheduled) {
     // After every other event of this turn, so everything queued meanwhile leaves together.
