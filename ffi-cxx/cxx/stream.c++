@@ -301,7 +301,7 @@ void CoalescingMessageStream::wrote() {
 }
 
 void CoalescingMessageStream::failed(kj::Exception&& exception) {
-  writeError = kj::mv(exception);
+  if (writeError == nullptr) writeError = kj::mv(exception);  // a cancelled write reports again
   writeInFlight = false;
   auto& error = KJ_ASSERT_NONNULL(writeError);
   for (auto& waiter : drainWaiters) waiter->reject(kj::cp(error));
@@ -337,11 +337,8 @@ void CoalescingMessageStream::abandon(BorrowedWrite& write) {
       // Its segments may be freed now, so no write may read them: end the stream here, as
       // dropping a stock KJ write would (this only happens while tearing the connection down).
       auto error = KJ_EXCEPTION(DISCONNECTED, "a message was dropped before it was written");
-      if (writeInFlight) {
-        writeCanceler.cancel(error);  // failed() follows
-      } else {
-        failed(kj::mv(error));
-      }
+      writeCanceler.cancel(error);  // a write in flight is destroyed now
+      failed(kj::mv(error));        // and nothing queued is ever written
       return;
     }
   }
