@@ -28,6 +28,11 @@ uint32_t readLe32(const kj::byte* p) {
   return uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
 }
 
+// The size of a segment table, padded to a whole word.
+size_t tableBytesFor(uint32_t segmentCount) {
+  return ((size_t(segmentCount) + 1) * 4 + 7) & ~size_t(7);
+}
+
 // The message's segments within `words`, as the segment table at `head` lays them out.
 kj::Array<kj::ArrayPtr<const capnp::word>> segmentsOf(const kj::byte* head, uint32_t count,
                                                      kj::ArrayPtr<const capnp::word> words) {
@@ -99,7 +104,7 @@ kj::Maybe<CoalescingMessageStream::Frame> CoalescingMessageStream::bufferedFrame
   // Checked before any allocation: a hostile header must not make us reserve memory.
   KJ_REQUIRE(segmentCount != 0 && segmentCount <= MAX_SEGMENTS,
              "message has too many segments", segmentCount);
-  size_t tableBytes = ((segmentCount + 1) * 4 + 7) & ~size_t(7);
+  size_t tableBytes = tableBytesFor(segmentCount);
   if (available < tableBytes) return nullptr;
   uint64_t totalWords = 0;
   for (uint32_t i = 0; i < segmentCount; i++) totalWords += readLe32(head + 4 + 4 * i);
@@ -150,12 +155,12 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CoalescingMessageStream::tryR
     kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
     kj::ArrayPtr<capnp::word> scratchSpace) {
   KJ_IF_MAYBE(frame, bufferedFrame(options)) {
+    bool large = frame->totalWords * sizeof(capnp::word) >= LARGE_MESSAGE_BYTES;
+    lastWasLarge = large;
     if (readEnd - readStart >= frame->bytes()) {
       return kj::Maybe<capnp::MessageReaderAndFds>(copyOut(*frame, options));
     }
-    if (frame->totalWords * sizeof(capnp::word) >= LARGE_MESSAGE_BYTES) {
-      return readLarge(*frame, options);
-    }
+    if (large) return readLarge(*frame, options);
   }
   if (readStart > 0 && readEnd == readBuffer.size()) {
     // Make room at the end by moving the unconsumed tail to the front.
@@ -163,7 +168,15 @@ kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> CoalescingMessageStream::tryR
     readEnd -= readStart;
     readStart = 0;
   }
-  return stream.tryRead(readBuffer.begin() + readEnd, 1, readBuffer.size() - readEnd)
+  size_t room = readBuffer.size() - readEnd;
+  if (lastWasLarge) {
+    // The next message is likely large too: read no further than its segment table, so that
+    // its body is not read into the buffer only to be copied out again.
+    size_t available = readEnd - readStart;
+    size_t table = available < 8 ? 8 : tableBytesFor(readLe32(readBuffer.begin() + readStart) + 1);
+    room = kj::min(room, table - available);
+  }
+  return stream.tryRead(readBuffer.begin() + readEnd, 1, room)
       .then([this, options](size_t n) -> kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> {
         if (n == 0) {
           if (readStart == readEnd) return kj::Maybe<capnp::MessageReaderAndFds>(nullptr);
@@ -213,7 +226,9 @@ kj::Promise<void> CoalescingMessageStream::afterAppend(bool borrowed) {
   // Created before flush() can hand the batch over, so it joins this batch's borrowers.
   kj::Maybe<kj::Promise<void>> written;
   if (borrowed) written = kj::newAdaptedPromise<void, BorrowedWrite>(*this);
-  if (!writeInFlight && pending.size >= MAX_BATCH_BYTES) {
+  // A large message leaves at once: nothing more will join it this turn, since
+  // TwoPartyVatNetwork sends its next message only when this one's promise resolves.
+  if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES)) {
     flush();
   } else if (!flushScheduled) {
     // After every other event of this turn, so everything queued meanwhile leaves together.
@@ -280,7 +295,7 @@ void CoalescingMessageStream::wrote() {
 }
 
 void CoalescingMessageStream::failed(kj::Exception&& exception) {
-  writeError = kj::mv(exception);
+  if (writeError == nullptr) writeError = kj::mv(exception);  // a cancelled write reports again
   writeInFlight = false;
   auto& error = KJ_ASSERT_NONNULL(writeError);
   for (auto& waiter : drainWaiters) waiter->reject(kj::cp(error));
@@ -316,11 +331,8 @@ void CoalescingMessageStream::abandon(BorrowedWrite& write) {
       // Its segments may be freed now, so no write may read them: end the stream here, as
       // dropping a stock KJ write would (this only happens while tearing the connection down).
       auto error = KJ_EXCEPTION(DISCONNECTED, "a message was dropped before it was written");
-      if (writeInFlight) {
-        writeCanceler.cancel(error);  // failed() follows
-      } else {
-        failed(kj::mv(error));
-      }
+      writeCanceler.cancel(error);  // a write in flight is destroyed now
+      failed(kj::mv(error));        // and nothing queued is ever written
       return;
     }
   }

@@ -69,6 +69,7 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   kj::Array<kj::byte> readBuffer;
   size_t readStart = 0;
   size_t readEnd = 0;
+  bool lastWasLarge = false;  // then reads stop at the next segment table
 
   // Write side: `pending` collects this turn's messages; `sending` is the one write in flight.
   Batch pending;
