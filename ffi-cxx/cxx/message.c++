@@ -102,7 +102,8 @@ void ReceivedMessage::takeFrom(capnp::AnyPointer::Reader content, ReceivedMessag
 bool ReceivedMessage::borrowFrom(capnp::AnyPointer::Reader content, ReceivedMessages& registry) {
   if (content.getPointerType() != capnp::PointerType::STRUCT) return false;
   auto structure = content.getAs<capnp::AnyStruct>();
-  const void* at = structure.getDataSection().begin();
+  auto dataSection = structure.getDataSection();
+  const void* at = dataSection.begin();
   KJ_IF_MAYBE(found, registry.find(at)) {
     auto wireSegments = found->message->segments.asPtr();
     // A far pointer's offset has 29 bits.
@@ -115,7 +116,7 @@ bool ReceivedMessage::borrowFrom(capnp::AnyPointer::Reader content, ReceivedMess
     // The root is a double-far pointer to a two-word landing pad: a far pointer to the struct
     // and a tag with its size, so the struct is read where it lies. Far pointers inside the
     // wire message name wire segment ids, so those must keep their numbers in the view.
-    uint32_t dataWords = structure.getDataSection().size() / sizeof(capnp::word);
+    uint32_t dataWords = dataSection.size() / sizeof(capnp::word);
     uint32_t pointerCount = structure.getPointerSection().size();
     capnp::word* rootWord;
     capnp::word* pad;

@@ -100,14 +100,15 @@ pub(crate) struct OutMessage<'a> {
 }
 
 impl OutMessage<'_> {
-    fn raw_segments(&self) -> Vec<sys::capnp_lean_segment> {
-        self.segments.iter().map(|s| sys::capnp_lean_segment { data: s.as_ptr(), size: s.len() }).collect()
-    }
-
     /// Calls `f` with the raw `capnp_lean_message` describing this message.
     fn with_raw<R>(&self, f: impl FnOnce(*const sys::capnp_lean_message) -> R) -> R {
-        out_with_raw(&self.raw_segments(), self.caps, f)
+        out_with_raw(&raw_segments(self.segments), self.caps, f)
     }
+}
+
+/// The ABI's descriptors of `segments` (pointers into them, no copy).
+fn raw_segments(segments: &[&[u8]]) -> Vec<sys::capnp_lean_segment> {
+    segments.iter().map(|s| sys::capnp_lean_segment { data: s.as_ptr(), size: s.len() }).collect()
 }
 
 /// Calls `f` with a raw message over `segments` and `caps`, valid during the call.
@@ -141,10 +142,7 @@ impl<T: Lendable> LentMessage<'_, T> {
     /// it through `release_trampoline::<T>` exactly once, on every path.
     fn lend<R>(self, f: impl FnOnce(*const sys::capnp_lean_message, *mut c_void) -> R) -> R {
         // The segments live in the boxed owner's heap memory, which Box::into_raw does not move.
-        let segments: Vec<&[u8]> = self.owner.segments();
-        let out = OutMessage { segments: &segments, caps: self.caps };
-        let raw_segments = out.raw_segments();
-        drop(segments);
+        let raw_segments = raw_segments(&self.owner.segments());
         let owner = Box::into_raw(self.owner);
         out_with_raw(&raw_segments, self.caps, |raw| f(raw, owner.cast()))
     }
