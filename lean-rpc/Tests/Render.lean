@@ -11,7 +11,7 @@ namespace Tests.Render
 open Capnp Capnp.Gen.TestAll Capnp.Gen.TestImport
 
 def hexDigits (n width : Nat) : String :=
-  let digits := (Nat.toDigits 16 n).asString
+  let digits := stringOfChars (Nat.toDigits 16 n)
   "".pushn '0' (width - digits.length) ++ digits
 
 def quote (s : String) : String := Id.run do

@@ -104,12 +104,12 @@ def calculatorServer : Calculator.Server :=
 
 open Capnp.Gen.Calculator in
 def calculatorScenario (failures : IO.Ref Nat) : RpcM Unit := do
-  let calc ← calculatorServer.serve
-  let pending ← calc.evaluate fun p => do (← p.initExpression).setLiteral 2.5
+  let calculator ← calculatorServer.serve
+  let pending ← calculator.evaluate fun p => do (← p.initExpression).setLiteral 2.5
   let value ← pending.pipeline.getValue
   let readResult ← awaitOk (← value.read)
   expect failures "calculator: evaluate, then read the pipelined Value" (readResult.getValue == 2.5)
-  match ← (← calc.operator (·.setOp Calculator.Operator.add)).await with
+  match ← (← calculator.operator (·.setOp Calculator.Operator.add)).await with
   | .error e => expect failures "calculator: unimplemented operator" (e.kind == .unimplemented)
   | .ok _ => expect failures "calculator: unimplemented operator" false
 

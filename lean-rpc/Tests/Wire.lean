@@ -22,8 +22,8 @@ def segment (words : List UInt64) : ByteArray := words.foldl (fun acc w => acc +
 one-word struct in segment 2 holding 42. -/
 def doubleFar : Message :=
   { segments := #[
-      segment [2 ||| 4 ||| (0 <<< 3) ||| (1 <<< 32)],
-      segment [2 ||| (0 <<< 3) ||| (2 <<< 32), (1 <<< 32)],
+      segment [(2 : UInt64) ||| (4 : UInt64) ||| ((0 : UInt64) <<< 3) ||| ((1 : UInt64) <<< 32)],
+      segment [(2 : UInt64) ||| ((0 : UInt64) <<< 3) ||| ((2 : UInt64) <<< 32), ((1 : UInt64) <<< 32)],
       segment [42]] }
 
 def expectError (what : String) (r : Except WireError α) (ok : WireError → Bool) : IO Bool := do
@@ -76,10 +76,10 @@ def run : IO Nat := do
   if !(← expectError "truncated framing is rejected" (Message.ofBytes (bytes.extract 0 12)) isBounds) then
     failures := failures + 1
   -- A byte list of "ab" without its NUL terminator, read as Text.
-  let noNul : Message := { segments := #[segment [1 ||| (2 <<< 32) ||| (2 <<< 35), 0x6261]] }
+  let noNul : Message := { segments := #[segment [(1 : UInt64) ||| ((2 : UInt64) <<< 32) ||| ((2 : UInt64) <<< 35), 0x6261]] }
   if !(← expectError "text without NUL is malformed" (noNul.read (noNul.rootPointer.readTextOr "")) isMalformed) then
     failures := failures + 1
-  let listOfThree : Message := { segments := #[segment [1 ||| (4 <<< 32) ||| (3 <<< 35), 0, 0]] }
+  let listOfThree : Message := { segments := #[segment [(1 : UInt64) ||| ((4 : UInt64) <<< 32) ||| ((3 : UInt64) <<< 35), 0, 0]] }
   let outOfRange := listOfThree.read do
     let l : ListOf UInt32 ← ListOf.read listOfThree.rootPointer none
     l.get 3

@@ -31,15 +31,15 @@ def product : Calculator.Function.Server :=
       let args ← liftRead (do (← p.getArguments).toArray)
       Reply.now fun r => r.setValue (args.foldl (· * ·) 1.0) }
 
-def scenario (calc : Calculator.Client) : RpcM Unit := do
+def scenario (calculator : Calculator.Client) : RpcM Unit := do
   -- Pipelining: read the Value before evaluate's results arrive.
-  let pending ← calc.evaluate fun p => do (← p.initExpression).setLiteral 123.5
+  let pending ← calculator.evaluate fun p => do (← p.initExpression).setLiteral 123.5
   let value ← pending.pipeline.getValue
   let read ← awaitOk (← value.read)
   check "evaluate(123.5), then read() on the pipelined Value" (read.getValue == 123.5)
   release value.cap
   -- A function capability from the server.
-  let add ← (← calc.operator (·.setOp Calculator.Operator.add)).pipeline.getFunction
+  let add ← (← calculator.operator (·.setOp Calculator.Operator.add)).pipeline.getFunction
   let sum ← awaitOk (← add.call fun p => do
     let l ← p.initArguments 2
     l.set 0 2.0
@@ -48,7 +48,7 @@ def scenario (calc : Calculator.Client) : RpcM Unit := do
   release add.cap
   -- The server calls back into a capability served by this program.
   let mine ← product.serve
-  let applied ← calc.evaluate fun p => do
+  let applied ← calculator.evaluate fun p => do
     let e ← p.initExpression
     let apply ← e.initApply
     apply.setFunction mine
@@ -64,10 +64,10 @@ def run (address : String) : IO UInt32 := do
   try
     (scenario ⟨session.bootstrap⟩).run session.context.backend
     IO.println s!"stats: {repr (← rt.stats)}"
-    return 0
+    return (0 : UInt32)
   catch e =>
     IO.eprintln e
-    return 1
+    return (1 : UInt32)
   finally
     session.connection.close
     rt.shutdown
@@ -75,4 +75,6 @@ def run (address : String) : IO UInt32 := do
 def main (args : List String) : IO UInt32 :=
   match args with
   | [address] => run address
-  | _ => IO.eprintln "usage: kj-calculator HOST:PORT" *> pure 2
+  | _ => do
+    IO.eprintln "usage: kj-calculator HOST:PORT"
+    return 2

@@ -114,7 +114,7 @@ def pipelineCap (pc : PendingCall) (path : Array UInt16) : RpcM CapHandle := do
 
 /-- Answers a call with `unimplemented`. -/
 def unimplementedCall (interfaceId : UInt64) (methodId : UInt16) : RpcM (Task (Except RpcError Message)) :=
-  pure (Task.pure (.error ⟨.unimplemented, s!"method {methodId} of interface 0x{(Nat.toDigits 16 interfaceId.toNat).asString} not implemented"⟩))
+  pure (Task.pure (.error ⟨.unimplemented, s!"method {methodId} of interface 0x{stringOfChars (Nat.toDigits 16 interfaceId.toNat)} not implemented"⟩))
 
 /-- Reads typed params, runs the method, builds its results (capabilities included). -/
 def handle [StructReaderType PR] [StructBuilderType RB] (params : Message)

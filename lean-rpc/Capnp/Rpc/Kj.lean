@@ -197,8 +197,8 @@ def _root_.Capnp.Rpc.RpcError.ofIOError (e : IO.Error) : RpcError := Id.run do
   if chars.take pre.length != pre then return ⟨.failed, text⟩
   let rest := chars.drop pre.length
   let name := rest.takeWhile (· != ']')
-  match kindOfName name.asString with
-  | some kind => return ⟨kind, (rest.drop (name.length + 2)).asString⟩
+  match kindOfName (stringOfChars name) with
+  | some kind => return ⟨kind, stringOfChars (rest.drop (name.length + 2))⟩
   | none => return ⟨.failed, text⟩
 
 /-- The glue's error text for an `RpcError`. -/

@@ -136,13 +136,14 @@ def PointerSlot.allocate (slot : PointerSlot) (words : Nat) (tag : UInt64) : Bui
     setU64At slot.seg (slot.word * 8) (tag ||| offsetBits ((start : Int) - (slot.word + 1)))
     return (slot.seg, start)
   -- Elsewhere: landing pad first, then the object; the slot becomes a single far pointer.
-  let (seg, pad) ← allocate (words + 1) (mb.segments.size - 1)
+  -- Qualified: inside `PointerSlot.allocate`, a bare `allocate` names this very function.
+  let (seg, pad) ← Capnp.allocate (words + 1) (mb.segments.size - 1)
   if seg == slot.seg then
     setU64At seg (pad * 8) 0
     setU64At slot.seg (slot.word * 8) (tag ||| offsetBits ((pad + 1 : Int) - (slot.word + 1)))
     return (seg, pad + 1)
   setU64At seg (pad * 8) tag
-  setU64At slot.seg (slot.word * 8) (2 ||| (pad.toUInt64 <<< 3) ||| (seg.toUInt64 <<< 32))
+  setU64At slot.seg (slot.word * 8) ((2 : UInt64) ||| (pad.toUInt64 <<< 3) ||| (seg.toUInt64 <<< 32))
   return (seg, pad + 1)
 
 def structTag (dw pc : Nat) : UInt64 := (dw.toUInt64 <<< 32) ||| (pc.toUInt64 <<< 48)
@@ -167,7 +168,7 @@ def PointerSlot.initList (slot : PointerSlot) (enc : ListEncoding) (n : Nat) : B
   match enc with
   | .composite dw pc =>
     let words := n * (dw + pc)
-    let (seg, start) ← slot.allocate (words + 1) (1 ||| (7 <<< 32) ||| (words.toUInt64 <<< 35))
+    let (seg, start) ← slot.allocate (words + 1) ((1 : UInt64) ||| ((7 : UInt64) <<< 32) ||| (words.toUInt64 <<< 35))
     setU64At seg (start * 8) ((n.toUInt64 <<< 2) ||| structTag dw pc)
     return { seg, startByte := (start + 1) * 8, count := n, elemSize := 7, stepBits := (dw + pc) * 64,
              dataBits := dw * 64, ptrCount := pc }
@@ -175,7 +176,7 @@ def PointerSlot.initList (slot : PointerSlot) (enc : ListEncoding) (n : Nat) : B
     let code := enc.code
     let bits := elemBits code
     let (seg, start) ← slot.allocate ((n * bits + 63) / 64)
-      (1 ||| (code.toUInt64 <<< 32) ||| (n.toUInt64 <<< 35))
+      ((1 : UInt64) ||| (code.toUInt64 <<< 32) ||| (n.toUInt64 <<< 35))
     return { seg, startByte := start * 8, count := n, elemSize := code, stepBits := bits,
              dataBits := if code == 6 then 0 else bits, ptrCount := if code == 6 then 1 else 0 }
 
@@ -196,21 +197,21 @@ def PointerSlot.setCap (slot : PointerSlot) (h : CapHandle) : BuildM Unit := do
   let mb ← get
   let index := mb.caps.size
   set { mb with caps := mb.caps.push h }
-  setU64At slot.seg (slot.word * 8) (3 ||| (index.toUInt64 <<< 32))
+  setU64At slot.seg (slot.word * 8) ((3 : UInt64) ||| (index.toUInt64 <<< 32))
 
-private def elemByte (l : ListBuilder) (i : Nat) : Nat := l.startByte + i * l.stepBits / 8
+private def ListBuilder.elemByte (l : ListBuilder) (i : Nat) : Nat := l.startByte + i * l.stepBits / 8
 
 private def checkIndex (l : ListBuilder) (i : Nat) : BuildM Unit := do
   if i ≥ l.count then throw (WireError.outOfBounds s!"list index {i} of {l.count}")
 
 def ListBuilder.setU8 (l : ListBuilder) (i : Nat) (v : UInt8) : BuildM Unit := do
-  checkIndex l i; setByte l.seg (elemByte l i) v
+  checkIndex l i; setByte l.seg (l.elemByte i) v
 def ListBuilder.setU16 (l : ListBuilder) (i : Nat) (v : UInt16) : BuildM Unit := do
-  checkIndex l i; setU16At l.seg (elemByte l i) v
+  checkIndex l i; setU16At l.seg (l.elemByte i) v
 def ListBuilder.setU32 (l : ListBuilder) (i : Nat) (v : UInt32) : BuildM Unit := do
-  checkIndex l i; setU32At l.seg (elemByte l i) v
+  checkIndex l i; setU32At l.seg (l.elemByte i) v
 def ListBuilder.setU64 (l : ListBuilder) (i : Nat) (v : UInt64) : BuildM Unit := do
-  checkIndex l i; setU64At l.seg (elemByte l i) v
+  checkIndex l i; setU64At l.seg (l.elemByte i) v
 def ListBuilder.setBool (l : ListBuilder) (i : Nat) (v : Bool) : BuildM Unit := do
   checkIndex l i
   let byte := l.startByte + i / 8
@@ -219,12 +220,12 @@ def ListBuilder.setBool (l : ListBuilder) (i : Nat) (v : Bool) : BuildM Unit := 
   setByte l.seg byte (if v then old ||| mask else old &&& ~~~mask)
 
 def ListBuilder.getStruct (l : ListBuilder) (i : Nat) : StructBuilder :=
-  let start := elemByte l i
+  let start := l.elemByte i
   { seg := l.seg, dataByte := start, dataSize := l.dataBits / 8,
     ptrWord := (start + l.dataBits / 8) / 8, ptrCount := l.ptrCount }
 
 def ListBuilder.ptr (l : ListBuilder) (i : Nat) : PointerSlot :=
-  { seg := l.seg, word := (elemByte l i + l.dataBits / 8) / 8 }
+  { seg := l.seg, word := (l.elemByte i + l.dataBits / 8) / 8 }
 
 /-! ## Deep copy (for `set` of struct and list fields, and re-encoding) -/
 

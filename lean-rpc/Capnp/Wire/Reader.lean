@@ -11,6 +11,10 @@ message's capability table, whose meaning belongs to a backend.
 
 namespace Capnp
 
+/-- A `String` from its characters. `List.asString` is deprecated on 4.28 in favour of
+`String.ofList`; folding `String.push` means the same on 4.28 and on our 4.35 pin. -/
+def stringOfChars (cs : List Char) : String := cs.foldl String.push ""
+
 /-- Why reading or building a message failed. -/
 inductive WireError where
   | outOfBounds (what : String)
