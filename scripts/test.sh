@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing system packages, provisions the pinned Lean 4.35.0 runtime
-# (the glue and loader tests run against it), then the whole workspace's tests, the bridge
-# interop suites again on KJ's stock transport, and — where lake exists — the tests that compile
-# Lean. Skips are listed at the end; CAPNP_LEAN_STRICT=1 turns every skip into a failure.
+# (the glue and loader tests run against it), type-checks every Lean file we ship and fresh
+# capnpc-lean output with a real Lean frontend (scripts/lean-check.sh), then the whole
+# workspace's tests, the bridge interop suites again on KJ's stock transport, and — where lake
+# exists — the tests that compile Lean. Skips are listed at the end; CAPNP_LEAN_STRICT=1 turns every skip into a failure.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/ensure-deps.sh
+need_node=1 source scripts/ensure-deps.sh
 bash scripts/fetch-lean-runtime.sh
 skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 export CAPNP_LEAN_SKIP_LOG="$skips"
 cargo build --quiet --workspace --all-targets
+bash scripts/lean-check.sh
 cargo test --workspace --no-fail-fast
 bash scripts/test-sanitizers.sh
 # The bridge's default transport is the coalescing stream; prove wire compatibility on KJ's

@@ -91,11 +91,11 @@ def load_closure(entries, roots):
             sys.exit(f"{path}: import cycle through {module}")
         visiting.add(key)
         source = SourceFile(path, module)
-        for _, imported in source.imports:
+        for line_index, imported in source.imports:
             target = resolve(imported, roots)
             if target is None:
-                if imported not in external:
-                    external.append(imported)
+                if imported not in (name for name, _ in external):
+                    external.append((imported, (path, line_index + 1)))
             else:
                 visit(target, imported)
         visiting.discard(key)
@@ -118,8 +118,8 @@ def concatenate(order, external):
         out.append(text)
         origin.append(where)
 
-    for module in external:
-        emit(f"import {module}")
+    for module, where in external:
+        emit(f"import {module}", where)
     emit("set_option maxErrors 100000")  # report every error, not the first 100
     emit("noncomputable section")
     for source in order:

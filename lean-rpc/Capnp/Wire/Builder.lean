@@ -183,7 +183,7 @@ def PointerSlot.initList (slot : PointerSlot) (enc : ListEncoding) (n : Nat) : B
 private def setBytes (slot : PointerSlot) (bytes : ByteArray) : BuildM Unit := do
   let l ← slot.initList .byte bytes.size
   for i in [0:bytes.size] do
-    setByte l.seg (l.startByte + i) bytes[i]!
+    setByte l.seg (l.startByte + i) (bytes.get! i)
 
 /-- Writes Text (UTF-8 plus the NUL terminator). -/
 def PointerSlot.setText (slot : PointerSlot) (s : String) : BuildM Unit :=
