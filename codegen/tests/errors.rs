@@ -7,6 +7,7 @@ fn generate(file: &'static str) -> Result<Vec<capnpc_lean::GeneratedFile>, capnp
     let set = common::SchemaSet {
         dir: common::repo_root().join("codegen/tests/schemas/unsupported"),
         files: vec![file],
+        prefix: common::TESTS_PREFIX,
     };
     common::command(&set).generate()
 }

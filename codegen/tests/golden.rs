@@ -29,7 +29,7 @@ fn check(files: &[GeneratedFile]) {
 fn committed_lean_for_project_schemas_is_current() {
     let files = common::command(&common::project_schemas()).generate().expect("generation");
     let modules: Vec<&str> = files.iter().map(|f| f.module.as_str()).collect();
-    assert_eq!(modules, ["Capnp.Gen.Calculator", "Capnp.Gen.Interop"]);
+    assert_eq!(modules, ["Capnp.Schemas.Calculator", "Capnp.Schemas.Interop"]);
     check(&files);
 }
 
@@ -43,7 +43,7 @@ fn committed_lean_for_test_schemas_is_current() {
 fn committed_lean_for_the_newcomer_schema_is_current() {
     let files = common::command(&common::newcomer_schemas()).generate().expect("generation");
     assert_eq!(files.len(), 1, "annotation-only imports must not produce modules");
-    assert!(!files[0].contents.contains("import Capnp.Gen.Capnp"), "c++.capnp is only used for annotations");
+    assert!(!files[0].contents.contains("import Tests.Gen.Capnp"), "c++.capnp is only used for annotations");
     check(&files);
 }
 
@@ -57,11 +57,11 @@ fn output_is_deterministic_across_runs() {
 #[test]
 fn imports_across_files_are_resolved_to_generated_modules() {
     let files = common::command(&common::test_schemas()).generate().unwrap();
-    let all = files.iter().find(|f| f.module == "Capnp.Gen.TestAll").unwrap();
-    assert!(all.contents.contains("\nimport Capnp.Gen.TestImport\n"));
-    assert!(all.contents.contains("Capnp.Gen.TestImport.Point.Reader"));
-    let import = files.iter().find(|f| f.module == "Capnp.Gen.TestImport").unwrap();
-    assert!(!import.contents.contains("import Capnp.Gen.TestAll"));
+    let all = files.iter().find(|f| f.module == "Tests.Gen.TestAll").unwrap();
+    assert!(all.contents.contains("\nimport Tests.Gen.TestImport\n"));
+    assert!(all.contents.contains("Tests.Gen.TestImport.Point.Reader"));
+    let import = files.iter().find(|f| f.module == "Tests.Gen.TestImport").unwrap();
+    assert!(!import.contents.contains("import Tests.Gen.TestAll"));
 }
 
 #[test]
@@ -70,6 +70,7 @@ fn plugin_binary_writes_one_module_per_file() {
     std::fs::create_dir_all(&out).unwrap();
     let status = std::process::Command::new("capnp")
         .current_dir(common::repo_root().join("capnp-schemas"))
+        .env("CAPNPC_LEAN_MODULE_PREFIX", common::LIBRARY_PREFIX)
         .arg("compile")
         .arg(format!("-o{}:{}", env!("CARGO_BIN_EXE_capnpc-lean"), out.display()))
         .args(["calculator.capnp", "interop.capnp"])

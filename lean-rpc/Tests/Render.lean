@@ -1,4 +1,6 @@
 import Capnp
+import Tests.Gen.TestAll
+import Tests.Gen.TestImport
 
 /-!
 Renders decoded messages in the manifest format of `capnp-schemas/testdata/README.md`, through
@@ -8,7 +10,7 @@ must equal the manifests.
 
 namespace Tests.Render
 
-open Capnp Capnp.Gen.TestAll Capnp.Gen.TestImport
+open Capnp Tests.Gen.TestAll Tests.Gen.TestImport
 
 def hexDigits (n width : Nat) : String :=
   let digits := stringOfChars (Nat.toDigits 16 n)
@@ -167,7 +169,7 @@ def generics (r : UsesGenerics.Reader) : ReadM Lines := do
   out := out.push s!"pointBox = {if r.hasPointBox then "set" else "null"}"
   return out
 
-open Capnp.Gen.Calculator in
+open Capnp.Schemas.Calculator in
 def expression (r : Calculator.Expression.Reader) : ReadM Lines := do
   match ← r.which with
   | .apply a =>

@@ -1,4 +1,6 @@
 import Capnp
+import Tests.Gen.TestAll
+import Tests.Gen.TestImport
 
 /-!
 RPC tests over the Loopback backend: generated clients calling generated servers, inherited
@@ -8,7 +10,7 @@ release, and the calculator schema end to end.
 
 namespace Tests.Rpc
 
-open Capnp Capnp.Rpc Capnp.Gen.TestAll Capnp.Gen.TestImport
+open Capnp Capnp.Rpc Tests.Gen.TestAll Tests.Gen.TestImport
 
 /-- Records a check's outcome; returns whether it passed. -/
 def expect (failures : IO.Ref Nat) (what : String) (ok : Bool) : IO Unit := do
@@ -88,11 +90,11 @@ def derivedScenario (failures : IO.Ref Nat) : RpcM Unit := do
   | .error _ => expect failures "released capability no longer answers" true
   | .ok _ => expect failures "released capability no longer answers" false
 
-open Capnp.Gen.Calculator in
+open Capnp.Schemas.Calculator in
 def valueServer (v : Float) : Calculator.Value.Server :=
   { read := fun _ => Reply.now fun r => r.setValue v }
 
-open Capnp.Gen.Calculator in
+open Capnp.Schemas.Calculator in
 def calculatorServer : Calculator.Server :=
   { evaluate := fun p => do
       let e ← liftRead p.getExpression
@@ -102,7 +104,7 @@ def calculatorServer : Calculator.Server :=
         Reply.now fun r => r.setValue value
       | _ => Reply.fail .failed "only literals" }
 
-open Capnp.Gen.Calculator in
+open Capnp.Schemas.Calculator in
 def calculatorScenario (failures : IO.Ref Nat) : RpcM Unit := do
   let calculator ← calculatorServer.serve
   let pending ← calculator.evaluate fun p => do (← p.initExpression).setLiteral 2.5

@@ -8,7 +8,7 @@ the generated builders and compare with the manifest the Rust writer produced.
 
 namespace Tests.Vectors
 
-open Capnp Capnp.Gen.TestAll Capnp.Gen.TestImport
+open Capnp Tests.Gen.TestAll Tests.Gen.TestImport
 
 def testdata : System.FilePath := System.FilePath.mk ".." / "capnp-schemas" / "testdata"
 

@@ -1,4 +1,5 @@
 import Capnp
+import Tests.Gen.TestAll
 
 /-!
 Runtime tests that need hand-made messages: double-far pointers, traversal and nesting limits,
@@ -7,7 +8,7 @@ bounds checks and malformed input.
 
 namespace Tests.Wire
 
-open Capnp Capnp.Gen.TestAll
+open Capnp Tests.Gen.TestAll
 
 /-- A little-endian word. -/
 def word (v : UInt64) : ByteArray := Id.run do

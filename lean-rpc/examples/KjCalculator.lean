@@ -9,12 +9,12 @@ Run the demo server, then this example with its address:
     cargo run -p interop-tests --bin bridge-peer -- serve-calculator --listen 127.0.0.1:4000
     lake exe kj-calculator 127.0.0.1:4000
 
-Everything goes through code generated from `calculator.capnp` (`Capnp.Gen.Calculator`): a
+Everything goes through code generated from `calculator.capnp` (`Capnp.Schemas.Calculator`): a
 pipelined `evaluate` → `read`, `operator(add)` → `call`, and an expression that makes the server
 call back into a `Function` implemented here in Lean. Exits 0 when every answer is right.
 -/
 
-open Capnp Capnp.Rpc Capnp.Gen.Calculator
+open Capnp Capnp.Rpc Capnp.Schemas.Calculator
 
 def awaitOk [StructReaderType R] (p : Pending R P) : IO R := do
   match ← p.await with
