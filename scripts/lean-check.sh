@@ -5,6 +5,8 @@
 #   - capnpc-lean's output, generated fresh here, for every schema in capnp-schemas/ and every
 #     schema codegen's own tests generate (codegen/tests/schemas, newcomer/), which replaces the
 #     committed copies in the check (the golden test keeps those equal to the generator's output);
+#   - a user's package (interop-tests/lean-consumer) requiring lean-rpc with its own
+#     calculator.capnp, type-checked with the example program: no module name may be provided twice;
 #   - a planted type error, which must be reported at its file and line (the check can fail).
 # Errors are printed as `file:line:col: message` against the original files and fail the run.
 # What the frontend cannot check (it does not compile code) is in docs/lean.md.
@@ -51,42 +53,61 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lib" "$work/gen"
 tar -xzf "$cache/lean-lib.tar.gz" -C "$work/lib" --warning=no-unknown-keyword
 
-# Fresh generator output for every schema the project and codegen's tests generate.
+# Fresh generator output for every schema the project and codegen's tests generate, with the
+# prefixes lean-rpc keeps them under (the golden test holds the committed copies to the same).
 cargo build --quiet -p capnpc-lean --bin capnpc-lean
 plugin="$root/target/debug/capnpc-lean"
-generate() { # DIR FILE...: from the schema's own folder, so module names match the goldens
-  local dir="$1"; shift
-  (cd "$dir" && capnp compile -I"$root/capnp-schemas" "-o$plugin:$work/gen" "$@")
+generate() { # OUT PREFIX DIR: every .capnp of DIR, from DIR itself so module names match
+  local out="$1" prefix="$2" dir="$3"
+  mkdir -p "$out"
+  (cd "$dir" && CAPNPC_LEAN_MODULE_PREFIX="$prefix" capnp compile -I"$root/capnp-schemas" "-o$plugin:$out" ./*.capnp)
 }
-generate "$root/capnp-schemas" $(cd "$root/capnp-schemas" && ls ./*.capnp)
-generate "$root/codegen/tests/schemas" $(cd "$root/codegen/tests/schemas" && ls ./*.capnp)
-generate "$root/codegen/tests/schemas/newcomer" $(cd "$root/codegen/tests/schemas/newcomer" && ls ./*.capnp)
+generate "$work/gen" Capnp.Schemas "$root/capnp-schemas"
+generate "$work/gen" Tests.Gen "$root/codegen/tests/schemas"
+generate "$work/gen" Tests.Gen "$root/codegen/tests/schemas/newcomer"
+# A user's package with its own calculator.capnp, generated with the default prefix.
+consumer="interop-tests/lean-consumer"
+generate "$work/consumer-gen" Capnp.Gen "$root/$consumer"
 mapfile -t generated < <(find "$work/gen" -name '*.lean' | sort)
 ((${#generated[@]})) || fail "capnpc-lean generated no Lean"
 
-# One unit per frontend run. The library and its tests are one unit; each example is its own
-# (every executable has its own `main`).
+# One unit per frontend run (each costs ≈ 65 s of start-up, so there are few). The library, its
+# tests and all generated modules are one; the example program and the consumer package are
+# another: the consumer imports the whole library beside its own generated modules (a module
+# name provided twice fails the check), and an example is an executable with its own `main`
+# (a second example would need a unit of its own).
 mapfile -t library < <(cd "$root" && find lean-rpc -name '*.lean' -not -path 'lean-rpc/examples/*' -not -path '*/.lake/*' | sort)
-units=("lean-rpc|$work/gen lean-rpc|${library[*]} ${generated[*]}")
-for example in "$root"/lean-rpc/examples/*.lean; do
-  name="example-$(basename "$example" .lean)"
-  units+=("$name|$work/gen lean-rpc lean-rpc/examples|${example#"$root/"}")
-done
+mapfile -t apps < <(cd "$root" && ls lean-rpc/examples/*.lean "$consumer"/*.lean)
+units=("lean-rpc|--fresh $work/gen:lean-rpc --root lean-rpc|${library[*]} ${generated[*]}")
+units+=("examples-and-consumer|--fresh $work/gen:lean-rpc --root lean-rpc --root lean-rpc/examples --root $work/consumer-gen --root $consumer|${apps[*]}")
 planted="scripts/lean-frontend/fixtures/PlantedTypeError.lean"
-units+=("planted-error|lean-rpc scripts/lean-frontend/fixtures|$planted")
+units+=("planted-error|--root lean-rpc --root scripts/lean-frontend/fixtures|$planted")
 
-run_unit() { # NAME|ROOTS|ENTRIES
-  local name roots entries args=() rc=0
+run_unit() { # NAME|ROOT-FLAGS|ENTRIES
+  local name roots entries rc=0
   IFS='|' read -r name roots entries <<<"$1"
-  for r in $roots; do args+=(--root "$r"); done
-  # shellcheck disable=SC2086 # entries are paths without spaces, split on purpose
+  # shellcheck disable=SC2086 # roots and entries are paths without spaces, split on purpose
   python3 "$tools/check.py" --lean-js "$cache/lean.js" --lean-lib "$work/lib" --work "$work/$name" \
-    --name "$name" --label "$work/gen=<capnpc-lean output>" "${args[@]}" $entries >"$work/$name.out" 2>&1 || rc=$?
+    --name "$name" --label "$work/gen=<capnpc-lean output>" \
+    --label "$work/consumer-gen=<capnpc-lean output for $consumer>" $roots $entries >"$work/$name.out" 2>&1 || rc=$?
   echo "$rc" >"$work/$name.rc"
 }
 
-started=$SECONDS
 cd "$root"
+# The collision guard must fire: a consumer whose generated module has the name of one of ours
+# (checked before the frontend starts, so this costs nothing).
+mkdir -p "$work/collision/Capnp/Schemas"
+cp "$root/lean-rpc/Capnp/Schemas/Calculator.lean" "$work/collision/Capnp/Schemas/"
+echo "import Capnp" >"$work/collision/User.lean"
+if python3 "$tools/check.py" --lean-js "$cache/lean.js" --lean-lib "$work/lib" --work "$work/collision-run" \
+    --root "$work/collision" --root lean-rpc "$work/collision/User.lean" >"$work/collision.out" 2>&1 ||
+  ! grep -q "module Capnp.Schemas.Calculator is provided twice" "$work/collision.out"; then
+  echo "lean-check: a module provided by two packages was not reported:" >&2
+  cat "$work/collision.out" >&2
+  exit 1
+fi
+
+started=$SECONDS
 jobs_max="$(nproc)"; ((jobs_max > ${#units[@]})) && jobs_max=${#units[@]}
 for unit in "${units[@]}"; do
   while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done

@@ -12,7 +12,7 @@ kernel check of every definition are unaffected). Imports of modules outside the
 A warning that a declaration uses `sorry` counts as an error: shipped Lean must be complete.
 
 Usage: check.py --lean-js LEAN_JS --lean-lib LIB --work DIR --root DIR [--root DIR ...]
-                [--report-root DIR] ENTRY.lean [ENTRY.lean ...]
+                [--fresh DIR:ROOT] [--label DIR=LABEL] [--report-root DIR] ENTRY.lean [ENTRY.lean ...]
 Exit status: 0 when no errors, 1 when the frontend reported errors, 2 on a usage problem.
 """
 import argparse
@@ -62,12 +62,24 @@ def module_path(root, module):
     return os.path.join(root, *module.split(".")) + ".lean"
 
 
-def resolve(module, roots):
+def resolve(module, roots, fresh=None):
+    """The file of `module`. `fresh` is (generated folder, root): the generator's output made in
+    this run, whose modules replace their committed copies in that root. A module provided by
+    two roots is an error: two Lake packages providing one module name is exactly the collision
+    users must never hit."""
+    found = []
     for root in roots:
         candidate = module_path(root, module)
         if os.path.isfile(candidate):
-            return candidate
-    return None
+            found.append(candidate)
+    if fresh is not None:
+        generated, replaced = fresh
+        if os.path.isfile(module_path(generated, module)):
+            found = [f for f in found if f != module_path(replaced, module)]
+            found.append(module_path(generated, module))
+    if len(found) > 1:
+        sys.exit(f"module {module} is provided twice: {' and '.join(found)}")
+    return found[0] if found else None
 
 
 def module_name(path, roots):
@@ -79,7 +91,7 @@ def module_name(path, roots):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def load_closure(entries, roots):
+def load_closure(entries, roots, fresh):
     """Every file reachable from `entries`, dependencies first; external imports separately."""
     files, order, external, visiting = {}, [], [], set()
 
@@ -92,7 +104,7 @@ def load_closure(entries, roots):
         visiting.add(key)
         source = SourceFile(path, module)
         for line_index, imported in source.imports:
-            target = resolve(imported, roots)
+            target = resolve(imported, roots, fresh)
             if target is None:
                 if imported not in (name for name, _ in external):
                     external.append((imported, (path, line_index + 1)))
@@ -105,8 +117,8 @@ def load_closure(entries, roots):
     for entry in entries:
         # An entry is its module: when an earlier root holds the same module (fresh generator
         # output over a committed copy), that file is the one checked.
-        module = module_name(entry, roots)
-        visit(resolve(module, roots) or entry, module)
+        module = module_name(entry, roots + ([fresh[0]] if fresh else []))
+        visit(resolve(module, roots, fresh) or entry, module)
     return order, external
 
 
@@ -188,7 +200,10 @@ def main():
     parser.add_argument("--lean-js", required=True)
     parser.add_argument("--lean-lib", required=True)
     parser.add_argument("--work", required=True, help="a folder under /tmp or /home (lean.js mounts only those)")
-    parser.add_argument("--root", action="append", required=True, help="a source root; earlier roots win")
+    parser.add_argument("--root", action="append", required=True,
+                        help="a source root (a module found in two roots is an error)")
+    parser.add_argument("--fresh", metavar="DIR:ROOT",
+                        help="freshly generated modules in DIR replace their committed copies in ROOT")
     parser.add_argument("--report-root", default=os.getcwd(), help="paths in messages are relative to this")
     parser.add_argument("--name", default="lean", help="names the combined file")
     parser.add_argument("--label", action="append", default=[], metavar="DIR=LABEL",
@@ -204,7 +219,8 @@ def main():
     for item in args.label:
         folder, _, label = item.partition("=")
         labels.append((os.path.abspath(folder), label))
-    order, external = load_closure(args.entries, args.root)
+    fresh = tuple(args.fresh.split(":", 1)) if args.fresh else None
+    order, external = load_closure(args.entries, args.root, fresh)
     text, origin = concatenate(order, external)
     combined = os.path.join(work, f"{args.name}.lean")
     with open(combined, "w", encoding="utf-8") as f:
