@@ -160,12 +160,12 @@ def parse_messages(output, combined_path):
                 "line": int(match.group("line")),
                 "col": int(match.group("col")),
                 "severity": match.group("sev"),
-                "text": [match.group("rest").lstrip(":").lstrip("(").strip()],
-                "head": match.group("rest"),
+                "head": match.group("rest"),  # ": text" or "(error.name): text"
+                "body": [],
             }
             messages.append(current)
         elif current is not None:
-            current["text"].append(line)
+            current["body"].append(line)
     return messages
 
 
@@ -185,10 +185,9 @@ def format_message(message, origin, report_root, labels):
     else:
         location = f"{display_path(where[0], report_root, labels)}:{where[1]}"
     head = message["head"]
-    body = "\n".join(message["text"][1:]).rstrip()
+    body = "\n".join(message["body"]).rstrip()
     is_sorry = message["severity"] == "warning" and "declaration uses 'sorry'" in head
     severity = "error" if is_sorry else message["severity"]
-    head = re.sub(r"^(error|warning|info)", "", head)
     text = f"{location}:{message['col']}: {severity}{head}"
     if body:
         text += "\n" + body
