@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::executor::{mark_loop_thread, on_some_loop_thread};
-use crate::ffi::{ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle};
+use crate::ffi::{CapHandle, ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle};
 use crate::hooks::{cap_of, BridgeClient};
 use crate::executor::LoopTask;
 use crate::server::{Dispatcher, ServedCapability};
@@ -14,9 +14,11 @@ use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-/// Shared by everything that must reach the loop thread after creation.
+/// Shared by everything that must reach the loop thread after creation. The handle is shared
+/// with the Lean glue's runtime objects when Rust servers are hosted for Lean
+/// ([`crate::glue::serve`]).
 pub(crate) struct RuntimeShared {
-    pub handle: RuntimeHandle,
+    pub handle: Arc<RuntimeHandle>,
 }
 
 /// A capnp-lean runtime: one thread running KJ's event loop, with its RPC connections.
@@ -127,7 +129,7 @@ pub enum Side {
 impl Runtime {
     /// Starts a runtime and its loop thread.
     pub fn new() -> Result<Self, Error> {
-        let shared = Arc::new(RuntimeShared { handle: RuntimeHandle::create()? });
+        let shared = Arc::new(RuntimeShared { handle: Arc::new(RuntimeHandle::create()?) });
         shared.handle.post(Box::new(mark_loop_thread))?;
         Ok(Self { handle: RuntimeRef { shared } })
     }
@@ -207,9 +209,7 @@ impl RuntimeRef {
         C: FromServer<S>,
         S: Send + 'static,
     {
-        let make: Box<dyn FnOnce() -> C::Dispatch + Send> =
-            Box::new(move || C::from_server(std::rc::Rc::new(server)));
-        self.host(Dispatcher::Later(make))
+        Ok(C::new(Box::new(BridgeClient::new(self.serve_handle::<C, S>(server)?))))
     }
 
     /// Like [`serve`](Self::serve) for servers that are not `Send`; only on the loop thread
@@ -224,9 +224,28 @@ impl RuntimeRef {
     }
 
     fn host<C: FromClientHook, D: capnp::capability::Server + Clone + 'static>(&self, dispatcher: Dispatcher<D>) -> Result<C, Error> {
+        Ok(C::new(Box::new(BridgeClient::new(self.host_handle(dispatcher)?))))
+    }
+
+    /// Hosts `server` as a bare capability handle (for the Lean glue, which wraps it itself).
+    pub(crate) fn serve_handle<C, S>(&self, server: S) -> Result<CapHandle, Error>
+    where
+        C: FromServer<S>,
+        S: Send + 'static,
+    {
+        let make: Box<dyn FnOnce() -> C::Dispatch + Send> =
+            Box::new(move || C::from_server(std::rc::Rc::new(server)));
+        self.host_handle(Dispatcher::Later(make))
+    }
+
+    fn host_handle<D: capnp::capability::Server + Clone + 'static>(&self, dispatcher: Dispatcher<D>) -> Result<CapHandle, Error> {
         let served = ServedCapability::new(self.shared.clone(), dispatcher);
-        let cap = self.shared.handle.new_server(Box::new(served))?;
-        Ok(C::new(Box::new(BridgeClient::new(cap))))
+        self.shared.handle.new_server(Box::new(served))
+    }
+
+    /// A reference to a runtime created through the Lean glue (`Kj.Runtime.new`).
+    pub(crate) fn from_handle(handle: Arc<RuntimeHandle>) -> Self {
+        Self { shared: Arc::new(RuntimeShared { handle }) }
     }
 
     /// Runs the future that `make` builds on the loop thread and returns its output. Code that

@@ -2,7 +2,8 @@
 //!
 //! Each incoming call reaches the loop thread, where the generated `ServerDispatch` runs the
 //! method; its future is driven there by a [`LoopTask`]. The answer goes back through the ABI
-//! when the future completes; a call the caller cancels has its future dropped.
+//! when the future completes; a call the caller cancels has its future dropped. A method that
+//! panics fails its call (`Failed`, "panic in a server method: …"); the panic never reaches C++.
 
 use crate::error::Error;
 use crate::executor::{LoopCell, LoopTask};
@@ -12,6 +13,8 @@ use crate::runtime::RuntimeShared;
 use capnp::capability::{Params, Results, Server};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -63,11 +66,22 @@ impl<D: Server + Clone + 'static> ServedCapability<D> {
         };
         let slot = ResultsSlot::default();
         let results = Results::new(Box::new(BridgeResults::new(slot.clone())));
-        let promise = dispatch.dispatch_call(interface_id, method_id, params, results).promise;
+        // A panicking method (while dispatching or while its future runs) fails its own call
+        // with the panic's message instead of unwinding into the loop.
+        let dispatched = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            dispatch.dispatch_call(interface_id, method_id, params, results).promise
+        }));
+        let promise = match dispatched {
+            Ok(promise) => promise,
+            Err(panic) => return Err((call, panic_error(panic.as_ref()))),
+        };
         let call_id = call.id();
         let finished = calls.clone();
         let task = LoopTask::spawn(&self.runtime, async move {
-            let outcome = promise.await;
+            let outcome = AssertUnwindSafe(promise)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panic_error(panic.as_ref()).into()));
             finished.borrow_mut().remove(&call_id);
             answer(call, outcome, &slot);
         });
@@ -76,6 +90,16 @@ impl<D: Server + Clone + 'static> ServedCapability<D> {
         }
         Ok(())
     }
+}
+
+/// The error a panicking server method answers with: `failed`, naming the panic.
+fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::failed(format!("panic in a server method: {what}"))
 }
 
 fn params_of(call: &ServerCallHandle) -> Result<Params<capnp::any_pointer::Owned>, Error> {
