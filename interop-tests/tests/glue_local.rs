@@ -16,7 +16,7 @@ use capnp::traits::HasTypeId;
 use capnp_lean::glue::{self, GlueError};
 use capnp_lean::lean::{self, Obj};
 use capnp_lean::ErrorKind;
-use capnp_schemas::calculator_capnp::calculator::value;
+use capnp_schemas::calculator_capnp::calculator::{function, value};
 use glue_support::{err, ok, Raw, Shared};
 
 fn read_results(v: f64) -> Builder<capnp::message::HeapAllocator> {
@@ -270,4 +270,180 @@ fn dropping_the_last_lean_reference_runs_every_finalizer_and_frees_every_handle(
     }
     glue_support::assert_no_live_glue_objects();
     assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
+// ---- Rust-hosted capabilities called from Lean -------------------------------------------
+
+/// A capnpc-rust `Value` server answering `read` with a constant.
+struct RustValue(f64);
+
+impl value::Server for RustValue {
+    async fn read(self: capnp::capability::Rc<Self>, _: value::ReadParams, mut results: value::ReadResults) -> Result<(), capnp::Error> {
+        results.get().set_value(self.0);
+        Ok(())
+    }
+}
+
+/// A capnpc-rust `Function` server: `call(arguments)` answers their sum; an argument of `-1`
+/// makes it panic instead (the first `panics` calls only).
+struct RustSum {
+    panics: AtomicUsize,
+}
+
+impl function::Server for RustSum {
+    async fn call(self: capnp::capability::Rc<Self>, params: function::CallParams, mut results: function::CallResults) -> Result<(), capnp::Error> {
+        let arguments: Vec<f64> = params.get()?.get_arguments()?.iter().collect();
+        if arguments.contains(&-1.0) && self.panics.load(Ordering::SeqCst) > 0 {
+            self.panics.fetch_sub(1, Ordering::SeqCst);
+            panic!("deliberate panic in Function.call");
+        }
+        results.get().set_value(arguments.iter().sum());
+        Ok(())
+    }
+}
+
+fn call_params(arguments: &[f64]) -> Builder<capnp::message::HeapAllocator> {
+    let mut m = Builder::new_default();
+    let mut list = m.init_root::<function::call_params::Builder>().init_arguments(arguments.len() as u32);
+    for (i, v) in arguments.iter().enumerate() {
+        list.set(i as u32, *v);
+    }
+    m
+}
+
+fn call_function(cap: &Obj, arguments: &[f64]) -> Result<f64, String> {
+    let (_call, rx) = glue_support::start_call(cap, function::Client::TYPE_ID, 0, &call_params(arguments), &[]);
+    let payload = glue_support::wait(&rx)?;
+    Ok(payload.reader().get_root::<function::call_results::Reader>().unwrap().get_value())
+}
+
+#[test]
+fn a_rust_server_handed_to_lean_answers_calls_made_through_cap_call() {
+    let Some(_env) = glue_support::require() else { return };
+    glue_support::assert_no_live_glue_objects();
+    {
+        let rt = glue_support::new_runtime();
+        let constant = glue::serve::<value::Client, _>(&rt, RustValue(2.5)).unwrap();
+        let sum = glue::serve::<function::Client, _>(&rt, RustSum { panics: AtomicUsize::new(0) }).unwrap();
+        assert_eq!(value_of(read_value(&constant)), 2.5);
+        assert_eq!(call_function(&sum, &[1.0, 2.0, 3.5]), Ok(6.5), "params from Lean reach the Rust server");
+        // The generated dispatch answers methods the interface lacks with `unimplemented`.
+        let (call, rx) = glue_support::start_call(&constant, value::Client::TYPE_ID, 7, &glue_support::empty_message(), &[]);
+        let text = glue_support::wait(&rx).err().expect("method 7 fails");
+        assert_eq!(GlueError::from_lean_text(&text).map(|e| e.kind), Some(ErrorKind::Unimplemented), "{text}");
+        assert_eq!(glue_support::stats(&rt)[4], 2, "two host servers");
+        drop((call, constant, sum));
+        glue_support::eventually("dropping the Lean caps releases the Rust servers", || glue_support::stats(&rt) == [0, 0, 0, 0, 0, 0]);
+    }
+    glue_support::assert_no_live_glue_objects();
+}
+
+#[test]
+fn a_panic_in_a_rust_server_reaches_the_lean_caller_as_a_failed_error_and_the_server_keeps_serving() {
+    let Some(_env) = glue_support::require() else { return };
+    let rt = glue_support::new_runtime();
+    let sum = glue::serve::<function::Client, _>(&rt, RustSum { panics: AtomicUsize::new(1) }).unwrap();
+    let text = call_function(&sum, &[1.0, -1.0]).expect_err("the panicking call fails");
+    let error = GlueError::from_lean_text(&text).unwrap_or_else(|| panic!("not the glue's format: {text}"));
+    assert_eq!(error.kind, ErrorKind::Failed, "{text}");
+    assert_eq!(error.message, "panic in a server method: deliberate panic in Function.call");
+    assert_eq!(call_function(&sum, &[1.0, -1.0]), Ok(0.0), "the same server answers the next call");
+}
+
+#[test]
+fn glue_runtime_ref_gives_rust_code_the_lean_runtime() {
+    let Some(_env) = glue_support::require() else { return };
+    let rt = glue_support::new_runtime();
+    let runtime = glue::runtime_ref(&rt).unwrap();
+    // A Rust client of a Rust server on the Lean runtime, and the same server called from Lean.
+    let client: value::Client = runtime.serve(RustValue(4.0)).unwrap();
+    let read = capnp_lean::block_on(client.read_request().send().promise).unwrap().unwrap();
+    assert_eq!(read.get().unwrap().get_value(), 4.0);
+    assert!(!runtime.is_loop_thread());
+    let not_a_runtime = lean::mk_string("runtime");
+    assert_eq!(glue::runtime_ref(&not_a_runtime).err().map(|e| e.message), Some("expected a Capnp.Rpc.Kj.Runtime".into()));
+}
+
+// ---- Timeouts ------------------------------------------------------------------------------
+
+/// A Lean server that keeps every call unanswered and hands it to the test.
+fn silent_server(rt: &Obj) -> (Obj, mpsc::Receiver<Shared>) {
+    let (held_tx, held_rx) = mpsc::channel::<Shared>();
+    let held_tx = std::sync::Mutex::new(held_tx);
+    let server = glue_support::serve(rt, glue_support::server_closure(move |_, _, call| held_tx.lock().unwrap().send(Shared::new(call)).unwrap()));
+    (server, held_rx)
+}
+
+#[test]
+fn a_call_past_its_timeout_fails_overloaded_and_is_cancelled_at_the_server() {
+    let Some(_env) = glue_support::require() else { return };
+    let rt = glue_support::new_runtime();
+    let (server, held_rx) = silent_server(&rt);
+    let started = std::time::Instant::now();
+    let (call, rx) = glue_support::start_call_with_timeout(&server, value::Client::TYPE_ID, 0, &glue_support::empty_message(), &[], 200);
+    let held = held_rx.recv_timeout(glue_support::WAIT).expect("the handler ran");
+    let text = glue_support::wait(&rx).err().expect("the call times out");
+    let elapsed = started.elapsed();
+    assert_eq!(text, "[capnp:overloaded] timed out after 200ms");
+    assert!(elapsed >= Duration::from_millis(200), "timed out early, after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "timed out late, after {elapsed:?}");
+    // The call was cancelled: its handle is gone and the server's late answer is discarded.
+    // SAFETY: borrowed call.
+    let released = err(unsafe { glue::capnp_lean_kj_call_pipeline(call.as_ptr(), glue_support::cap_table(&[]).as_ptr()) });
+    assert_eq!(released, "[capnp:failed] this call was already released");
+    glue_support::eventually("the server call is cancelled (no call left at the ABI)", || glue_support::stats(&rt)[2] == 0);
+    let late = glue_support::respond(&held.0, &read_results(1.0), &[]);
+    assert!(late.is_err(), "answering a timed-out call must be refused: {late:?}");
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "exactly one completion");
+}
+
+#[test]
+fn a_call_answered_before_its_timeout_completes_normally_and_once() {
+    let Some(_env) = glue_support::require() else { return };
+    let rt = glue_support::new_runtime();
+    let server = value_server(&rt, 8.25);
+    let (call, rx) = glue_support::start_call_with_timeout(&server, value::Client::TYPE_ID, 0, &glue_support::empty_message(), &[], 150);
+    assert_eq!(value_of(glue_support::wait(&rx)), 8.25);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(rx.try_recv().is_err(), "the expired timer must not complete the call again");
+    // The timer left the call alone: pipelining on its (kept) results still works.
+    // SAFETY: borrowed call.
+    let path = lean::mk_array(vec![]);
+    let pipelined = unsafe { glue::capnp_lean_kj_call_pipeline(call.as_ptr(), path.as_ptr()) };
+    drop(ok(pipelined));
+    assert_eq!(glue::live_objects().pending_completions, 0);
+}
+
+// ---- Disconnect notices ------------------------------------------------------------------
+
+#[test]
+fn closing_a_connection_resolves_every_disconnect_watcher_once_with_closed_locally() {
+    let Some(_env) = glue_support::require() else { return };
+    glue_support::assert_no_live_glue_objects();
+    {
+        let rt = glue_support::new_runtime();
+        let server = value_server(&rt, 1.5);
+        let address = lean::mk_string("127.0.0.1:0");
+        // SAFETY: borrowed arguments.
+        let listener = ok(unsafe { glue::capnp_lean_kj_listen(rt.as_ptr(), address.as_ptr(), server.as_ptr()) });
+        let (conn, remote) = glue_support::connect(&rt, &glue_support::listener_address(&listener));
+        assert_eq!(value_of(read_value(&remote)), 1.5);
+        let first = glue_support::on_disconnect(&conn);
+        let second = glue_support::on_disconnect(&conn);
+        assert!(first.recv_timeout(Duration::from_millis(200)).is_err(), "nothing before the end");
+        assert_eq!(glue::live_objects().disconnect_watchers, 2);
+        // SAFETY: borrowed connection.
+        ok(unsafe { glue::capnp_lean_kj_connection_close(conn.as_ptr()) });
+        let reason = "[capnp:disconnected] the connection was closed locally";
+        assert_eq!(first.recv_timeout(glue_support::WAIT).as_deref(), Ok(reason));
+        assert_eq!(second.recv_timeout(glue_support::WAIT).as_deref(), Ok(reason));
+        let late = glue_support::on_disconnect(&conn);
+        assert_eq!(late.try_recv().as_deref(), Ok(reason), "a watcher added after the end is applied at once");
+        assert!(first.recv_timeout(Duration::from_millis(100)).is_err(), "applied once");
+        glue_support::eventually("every watcher's closure released", || glue::live_objects().disconnect_watchers == 0);
+        let text = read_value(&remote).err().expect("the connection's capability is broken");
+        assert_eq!(GlueError::from_lean_text(&text).map(|e| e.kind), Some(ErrorKind::Disconnected), "{text}");
+        drop((listener, server, remote, conn));
+    }
+    glue_support::assert_no_live_glue_objects();
 }

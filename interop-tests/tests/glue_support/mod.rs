@@ -286,3 +286,75 @@ pub fn eventually(what: &str, condition: impl Fn() -> bool) {
 pub fn assert_no_live_glue_objects() {
     eventually("every glue object finalized", || glue::live_objects() == glue::LiveObjects::default());
 }
+
+/// Starts a call with a deadline (`Cap.callWithTimeout`); returns the `Kj.Call` and the receiver.
+pub fn start_call_with_timeout(target: &Obj, iface: u64, method: u16, params: &Builder<HeapAllocator>, caps: &[Option<&Obj>], timeout_ms: u64) -> (Obj, Receiver<Outcome>) {
+    let (on_done, rx) = completion();
+    let segments = segments_of(params);
+    let table = cap_table(caps);
+    // SAFETY: borrowed target/segments/caps stay alive for the call; the closure is consumed.
+    let call = ok(unsafe {
+        glue::capnp_lean_kj_cap_call_timeout(target.as_ptr(), iface, method, segments.as_ptr(), table.as_ptr(), timeout_ms, on_done.into_raw())
+    });
+    (call, rx)
+}
+
+type ReasonSink = Mutex<Sender<String>>;
+
+fn reason_class() -> &'static ExternalClass<ReasonSink> {
+    static CLASS: OnceLock<ExternalClass<ReasonSink>> = OnceLock::new();
+    CLASS.get_or_init(ExternalClass::register)
+}
+
+/// The code of `fun e => sink.send e : IO.Error → BaseIO Unit` with `sink` captured.
+unsafe extern "C" fn reason_code(sink: Raw, error: Raw, _world: Raw) -> Raw {
+    // SAFETY: closure arguments are owned by the callee.
+    let (sink, error) = unsafe { (Obj::from_raw(sink), Obj::from_raw(error)) };
+    let sender = reason_class().get(&sink).expect("the captured sink");
+    let _ = sender.lock().unwrap().send(lean::io_error_to_string(&error));
+    Obj::boxed(0).into_raw()
+}
+
+/// Registers a `Connection.onDisconnect` closure; the receiver gets the reason's text.
+pub fn on_disconnect(connection: &Obj) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let sink = reason_class().wrap(Mutex::new(tx));
+    // SAFETY: `reason_code` takes three objects (1 fixed + 1 argument + world).
+    let closure = unsafe { lean::alloc_closure(reason_code as *const _, 3, vec![sink]) };
+    // SAFETY: borrowed connection, consumed closure.
+    ok(unsafe { glue::capnp_lean_kj_connection_on_disconnect(connection.as_ptr(), closure.into_raw()) });
+    rx
+}
+
+/// `Kj.ConnectionOptions` as the glue receives it (0 = default): nesting limit, traversal limit
+/// (words), flow limit (words), dead-peer timeout (ms), transport (1 stock, 2 coalescing).
+#[derive(Clone, Copy, Default)]
+pub struct Limits {
+    pub nesting: u32,
+    pub traversal_words: u64,
+    pub flow_words: u64,
+    pub dead_peer_ms: u32,
+    pub transport: u32,
+}
+
+/// `Runtime.connectUnpacked`: the IO result (connection or error).
+pub fn connect_with(rt: &Obj, address: &str, l: Limits) -> Raw {
+    let address = lean::mk_string(address);
+    // SAFETY: borrowed arguments.
+    unsafe { glue::capnp_lean_kj_connect_with_options(rt.as_ptr(), address.as_ptr(), l.nesting, l.traversal_words, l.flow_words, l.dead_peer_ms, l.transport) }
+}
+
+/// `Runtime.listenUnpacked`: the `Kj.Listener`.
+pub fn listen_with(rt: &Obj, address: &str, bootstrap: &Obj, l: Limits) -> Obj {
+    let address = lean::mk_string(address);
+    // SAFETY: borrowed arguments.
+    ok(unsafe {
+        glue::capnp_lean_kj_listen_with_options(rt.as_ptr(), address.as_ptr(), bootstrap.as_ptr(), l.nesting, l.traversal_words, l.flow_words, l.dead_peer_ms, l.transport)
+    })
+}
+
+/// The bound address of a `Kj.Listener`.
+pub fn listener_address(listener: &Obj) -> String {
+    // SAFETY: borrowed listener.
+    lean::string_str(&ok(unsafe { glue::capnp_lean_kj_listener_address(listener.as_ptr()) })).to_string()
+}

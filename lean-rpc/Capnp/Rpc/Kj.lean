@@ -14,10 +14,16 @@ finalizer releases the handle (for a `Cap`: Release on the wire once no other ha
 the capability). The explicit `release`/`cancel`/`close` externs do the same at a chosen moment.
 Failures are `IO.userError "[capnp:<kind>] <message>"`; `RpcError.ofIOError` reads them back.
 
-Threads: closures given to the glue (`onDone` of `Cap.call`, the handler of `Runtime.serve`) run
-on the runtime's KJ loop thread, which the glue registers with the Lean runtime. They must not
-block; they may start tasks, resolve promises and answer a `ServerCall` later from any thread.
-`Runtime.connect`, `Runtime.listen` and `Runtime.stats` block and fail on the loop thread.
+Threads: closures given to the glue (`onDone` of `Cap.call`, the handler of `Runtime.serve`,
+`onEnd` of `Connection.onDisconnect`) run on the runtime's KJ loop thread, which the glue
+registers with the Lean runtime. They must not block; they may start tasks, resolve promises and
+answer a `ServerCall` later from any thread. `Runtime.connect`, `Runtime.listen` (and their
+`…With` forms) and `Runtime.stats` block and fail on the loop thread.
+
+Capabilities hosted by the Rust program in the same process (capnpc-rust generated servers,
+handed over by `capnp_lean::glue::serve`) arrive as ordinary `Cap`s: call them with `Cap.call`,
+or `Context.register` them for typed clients. A panic in such a server fails only that call
+(`failed`, "panic in a server method: …").
 
 Part two is the `Backend` over those externs: `CapHandle` ids index a table of `Cap`s, calls
 complete through an `IO.Promise` resolved by `onDone`, servers run generated dispatchers.
@@ -82,6 +88,39 @@ structure Stats where
   resolvers : Nat
   deriving Repr, Inhabited, BEq
 
+/-- How a connection moves messages; both speak the standard stream framing. -/
+inductive Transport where
+  /-- Buffered reads (one read yields every message that has arrived) and one write for all
+  messages queued during an event-loop turn. -/
+  | coalescing
+  /-- KJ 0.9.2's stock message stream: two reads and one write per message. -/
+  | stock
+  deriving Repr, BEq, Inhabited
+
+/-- The C ABI's numbering (`CAPNP_LEAN_TRANSPORT_*`), as the glue expects it. -/
+def Transport.toUInt32 : Transport → UInt32
+  | .coalescing => 2
+  | .stock => 1
+
+/-- Per-connection limits on what the peer may send, as the Rust API's `ConnectionOptions`
+(same defaults, safe for untrusted peers). A field set to 0 means its default. -/
+structure ConnectionOptions where
+  /-- Maximum pointer nesting depth of a received message. -/
+  nestingLimit : UInt32 := 64
+  /-- Maximum words traversed per received message (8 Mi words = 64 MiB); a larger message is
+  refused before allocation and the connection closes. -/
+  traversalLimitWords : UInt64 := 8388608
+  /-- Over this many words of unanswered incoming calls' params, the connection stops reading
+  (returns included) until some are answered. Too tight can deadlock calls that wait on calls
+  the other way. -/
+  flowLimitWords : UInt64 := 8388608
+  /-- TCP only: a peer that acknowledges nothing for this long is declared dead and the
+  connection fails with `disconnected`; 0 keeps the operating system's timeouts. -/
+  deadPeerTimeoutMs : UInt32 := 0
+  /-- How messages are read and written. -/
+  transport : Transport := .coalescing
+  deriving Repr, BEq, Inhabited
+
 /-! ## Externs (implemented in rust-bridge/src/glue/externs.rs, same order) -/
 
 /-- Starts a runtime. -/
@@ -100,6 +139,13 @@ opaque Runtime.stats (rt : @& Runtime) : IO Stats
 @[extern "capnp_lean_kj_connect"]
 opaque Runtime.connect (rt : @& Runtime) (address : @& String) : IO Connection
 
+/-- `Runtime.connect` with limits, unpacked into scalars (0 = default); `Runtime.connectWith`
+takes a `ConnectionOptions`. `transport` is `Transport.toUInt32`. -/
+@[extern "capnp_lean_kj_connect_with_options"]
+opaque Runtime.connectUnpacked (rt : @& Runtime) (address : @& String) (nestingLimit : UInt32)
+    (traversalLimitWords : UInt64) (flowLimitWords : UInt64) (deadPeerTimeoutMs : UInt32)
+    (transport : UInt32) : IO Connection
+
 /-- The peer's bootstrap capability. -/
 @[extern "capnp_lean_kj_connection_bootstrap"]
 opaque Connection.bootstrap (c : @& Connection) : IO Cap
@@ -108,9 +154,24 @@ opaque Connection.bootstrap (c : @& Connection) : IO Cap
 @[extern "capnp_lean_kj_connection_close"]
 opaque Connection.close (c : @& Connection) : IO Unit
 
+/-- Applies `onEnd` once (on the loop thread) when the connection ends, with the reason:
+`[capnp:disconnected] the connection to <address> was closed` (or `… failed: <why>`) when the
+peer goes away, `[capnp:disconnected] the connection was closed locally` after `close` or
+finalization, `… the capnp-lean runtime was shut down` at shutdown. Any number may wait; one
+added after the end is applied at once. `Connection.disconnected` is the `Task` form. -/
+@[extern "capnp_lean_kj_connection_on_disconnect"]
+opaque Connection.onDisconnect (c : @& Connection) (onEnd : IO.Error → BaseIO Unit) : IO Unit
+
 /-- Listens on `host:port` (port 0 picks one) or `unix:/path`, serving `bootstrap`. -/
 @[extern "capnp_lean_kj_listen"]
 opaque Runtime.listen (rt : @& Runtime) (address : @& String) (bootstrap : @& Cap) : IO Listener
+
+/-- `Runtime.listen` with limits for every accepted connection, unpacked into scalars
+(0 = default); `Runtime.listenWith` takes a `ConnectionOptions`. -/
+@[extern "capnp_lean_kj_listen_with_options"]
+opaque Runtime.listenUnpacked (rt : @& Runtime) (address : @& String) (bootstrap : @& Cap)
+    (nestingLimit : UInt32) (traversalLimitWords : UInt64) (flowLimitWords : UInt64)
+    (deadPeerTimeoutMs : UInt32) (transport : UInt32) : IO Listener
 
 /-- The bound address. -/
 @[extern "capnp_lean_kj_listener_address"]
@@ -121,6 +182,15 @@ are new references) or the error — also `failed "the call was cancelled"` afte
 @[extern "capnp_lean_kj_cap_call"]
 opaque Cap.call (target : @& Cap) (interfaceId : UInt64) (methodId : UInt16)
     (segments : @& Array ByteArray) (caps : @& Array (Option Cap))
+    (onDone : Except IO.Error Payload → BaseIO Unit) : IO Call
+
+/-- `Cap.call` with a deadline: if no answer has come `timeoutMs` milliseconds after the call
+started (KJ's timer), the call is cancelled (Finish on the wire) and `onDone` receives
+`[capnp:overloaded] timed out after <limit>` (e.g. `timed out after 250ms`), the kind and text
+of the Rust API's `RuntimeRef::timeout`. An answer first wins; the timer then does nothing. -/
+@[extern "capnp_lean_kj_cap_call_timeout"]
+opaque Cap.callWithTimeout (target : @& Cap) (interfaceId : UInt64) (methodId : UInt16)
+    (segments : @& Array ByteArray) (caps : @& Array (Option Cap)) (timeoutMs : UInt64)
     (onDone : Except IO.Error Payload → BaseIO Unit) : IO Call
 
 /-- The capability at pointer `path` of the call's future results, usable at once. -/
@@ -208,6 +278,29 @@ def _root_.Capnp.Rpc.RpcError.toIOError (e : RpcError) : IO.Error :=
     | .disconnected => "disconnected" | .unimplemented => "unimplemented"
   IO.userError s!"[capnp:{name}] {e.message}"
 
+/-! ## Connection options and ends -/
+
+/-- Connects to `address` with these limits (blocks; not on the loop thread). -/
+def Runtime.connectWith (rt : Runtime) (address : String) (options : ConnectionOptions) :
+    IO Connection :=
+  rt.connectUnpacked address options.nestingLimit options.traversalLimitWords
+    options.flowLimitWords options.deadPeerTimeoutMs options.transport.toUInt32
+
+/-- Listens on `address`, serving `bootstrap` with these limits on every accepted connection
+(blocks; not on the loop thread). -/
+def Runtime.listenWith (rt : Runtime) (address : String) (bootstrap : Cap)
+    (options : ConnectionOptions) : IO Listener :=
+  rt.listenUnpacked address bootstrap options.nestingLimit options.traversalLimitWords
+    options.flowLimitWords options.deadPeerTimeoutMs options.transport.toUInt32
+
+/-- A task resolved once, when the connection ends, with the reason (kind `disconnected`; the
+messages are listed at `Connection.onDisconnect`). Each call adds a watcher; all resolve. -/
+def Connection.disconnected (c : Connection) : IO (Task RpcError) := do
+  let promise ← IO.Promise.new (α := RpcError)
+  c.onDisconnect fun e => promise.resolve (RpcError.ofIOError e)
+  -- The glue applies every watcher exactly once; a dropped promise would mean it could not.
+  return promise.result?.map (·.getD ⟨.disconnected, "the disconnect watch was dropped"⟩)
+
 /-! ## The backend -/
 
 /-- Which `Cap` each `CapHandle` id stands for, and calls still open to pipelining. -/
@@ -216,10 +309,12 @@ structure State where
   caps : Std.HashMap UInt64 Cap := {}
   calls : Std.HashMap UInt64 Call := {}
 
-/-- One backend instance: its runtime and handle table. -/
+/-- One backend instance: its runtime and handle table. With `callTimeoutMs`, every call
+started through it carries that deadline (`Cap.callWithTimeout`); see `withCallTimeout`. -/
 structure Context where
   runtime : Runtime
   state : IO.Ref State
+  callTimeoutMs : Option UInt64 := none
 
 def Context.new (rt : Runtime) : BaseIO Context := do
   let state ← IO.mkRef ({} : State)
@@ -245,6 +340,13 @@ def Context.toMessage (ctx : Context) (p : Payload) : BaseIO Message := do
   let caps ← p.caps.mapM ctx.register
   return { segments := p.segments, caps }
 
+/-- The same context (same handle table) whose calls time out after `timeoutMs` milliseconds:
+past it a call is cancelled (Finish) and its result is `overloaded` "timed out after …".
+Generated clients get the deadline by running on its backend:
+`(calc.evaluate …).run (ctx.withCallTimeout 500).backend`. -/
+def Context.withCallTimeout (ctx : Context) (timeoutMs : UInt64) : Context :=
+  { ctx with callTimeoutMs := some timeoutMs }
+
 def Context.call (ctx : Context) (target : CapHandle) (iface : UInt64) (method : UInt16)
     (msg : Message) : IO PendingCall := do
   let cap ← ctx.lookup target
@@ -257,7 +359,9 @@ def Context.call (ctx : Context) (target : CapHandle) (iface : UInt64) (method :
     | .error e => promise.resolve (.error (RpcError.ofIOError e))
     | .ok p => promise.resolve (.ok (← ctx.toMessage p))
     ctx.state.modify fun s => { s with calls := s.calls.erase callId }
-  let call ← cap.call iface method msg.segments caps onDone
+  let call ← match ctx.callTimeoutMs with
+    | some ms => cap.callWithTimeout iface method msg.segments caps ms onDone
+    | none => cap.call iface method msg.segments caps onDone
   let result := promise.result?.map (·.getD (.error ⟨.disconnected, "the call was dropped"⟩))
   ctx.state.modify fun s => { s with calls := s.calls.insert callId call }
   -- `onDone` may already have run on the loop thread (before the insert): drop the entry here.
@@ -322,15 +426,31 @@ structure Session where
   connection : Connection
   bootstrap : CapHandle
 
-/-- Connects to `address` and bootstraps. -/
-def connect (rt : Runtime) (address : String) : IO Session := do
-  let connection ← rt.connect address
+/-- Bootstraps over an open connection. -/
+def Session.ofConnection (rt : Runtime) (connection : Connection) : IO Session := do
   let context ← Context.new rt
   let bootstrap ← context.register (← connection.bootstrap)
   return { context, connection, bootstrap }
 
+/-- Connects to `address` and bootstraps. -/
+def connect (rt : Runtime) (address : String) : IO Session := do
+  Session.ofConnection rt (← rt.connect address)
+
+/-- Connects to `address` with these limits and bootstraps. -/
+def connectWith (rt : Runtime) (address : String) (options : ConnectionOptions) : IO Session := do
+  Session.ofConnection rt (← rt.connectWith address options)
+
+/-- Resolved once, with the reason, when the session's connection ends. -/
+def Session.disconnected (s : Session) : IO (Task RpcError) :=
+  s.connection.disconnected
+
 /-- Serves the capability `bootstrap` of this context on `address`. -/
 def Context.listen (ctx : Context) (address : String) (bootstrap : CapHandle) : IO Listener := do
   ctx.runtime.listen address (← ctx.lookup bootstrap)
+
+/-- Serves `bootstrap` on `address` with these limits on every accepted connection. -/
+def Context.listenWith (ctx : Context) (address : String) (bootstrap : CapHandle)
+    (options : ConnectionOptions) : IO Listener := do
+  ctx.runtime.listenWith address (← ctx.lookup bootstrap) options
 
 end Capnp.Rpc.Kj

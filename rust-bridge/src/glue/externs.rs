@@ -6,16 +6,18 @@
 //! refuse to run on it; everything else only queues work and returns.
 
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
-use super::callbacks::{CallHandoff, Completion, LeanServer};
+use super::callbacks::{CallHandoff, Completion, Deadline, LeanServer};
 use super::convert::{borrow, cap_table, own, segments, structure, u16_array, with_message};
 use super::objects::{
-    classes, expect, wrap_call, wrap_cap, wrap_connection, wrap_listener, wrap_resolver, wrap_runtime, RuntimeObj,
+    classes, expect, wrap_call, wrap_cap, wrap_connection, wrap_listener, wrap_resolver, wrap_runtime, RuntimeObj, Slot,
 };
 use super::{kind_from_u32, lean_externs, GlueError};
 use crate::error::Error;
 use crate::ffi::RuntimeHandle;
 use crate::lean::{self, abi::LeanObject, Obj};
+use crate::{ConnectionOptions, Transport};
 
 fn unit() -> Result<Obj, GlueError> {
     Ok(Obj::boxed(0))
@@ -56,10 +58,79 @@ unsafe fn text(s: *mut LeanObject) -> Result<String, GlueError> {
     }
 }
 
+/// `ConnectionOptions` from the scalars `Kj.ConnectionOptions` is unpacked into (0 = default
+/// for every field; transport numbered as the C ABI's `CAPNP_LEAN_TRANSPORT_*`).
+fn options(nesting_limit: u32, traversal_limit_words: u64, flow_limit_words: u64, dead_peer_timeout_ms: u32, transport: u32) -> Result<ConnectionOptions, GlueError> {
+    let transport = match transport {
+        capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_DEFAULT | capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_COALESCING => Transport::Coalescing,
+        capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_STOCK => Transport::Stock,
+        other => return Err(GlueError::failed(format!("unknown transport {other} (1 = stock, 2 = coalescing)"))),
+    };
+    Ok(ConnectionOptions {
+        nesting_limit,
+        traversal_limit_words,
+        flow_limit_words,
+        dead_peer_timeout: (dead_peer_timeout_ms != 0).then(|| Duration::from_millis(u64::from(dead_peer_timeout_ms))),
+        transport,
+    })
+}
+
+/// Connects and waits (the body of both connect externs).
+fn connect(runtime: Arc<RuntimeHandle>, address: &str, options: &ConnectionOptions) -> Result<Obj, GlueError> {
+    let result = wait_for(&runtime, "connect", |tx| {
+        runtime.connect(address, None, &options.to_raw(), Box::new(move |r| drop(tx.send(r))))
+    })?;
+    Ok(wrap_connection(result?, runtime))
+}
+
+/// Listens and waits (the body of both listen externs).
+///
+/// # Safety
+/// `bootstrap` is a live borrowed Lean object.
+unsafe fn listen(runtime: Arc<RuntimeHandle>, address: &str, bootstrap: *mut LeanObject, options: &ConnectionOptions) -> Result<Obj, GlueError> {
+    // SAFETY: forwarded.
+    let bootstrap = unsafe { borrow(bootstrap) };
+    let cap = expect(&classes().cap, &bootstrap, "Cap")?.handle.get("capability")?;
+    let result = wait_for(&runtime, "listen", |tx| {
+        runtime.listen(address, &cap, &options.to_raw(), Box::new(move |r| drop(tx.send(r))))
+    })?;
+    Ok(wrap_listener(result?, runtime))
+}
+
+/// Starts a call (the body of both call externs), with a deadline when `timeout` is given.
+///
+/// # Safety
+/// `target`, `segs` and `caps` are live borrowed Lean objects; `on_done` is an owned closure.
+unsafe fn start_call(target: *mut LeanObject, interface_id: u64, method_id: u16, segs: *mut LeanObject, caps: *mut LeanObject, on_done: *mut LeanObject, timeout: Option<Duration>) -> Result<Obj, GlueError> {
+    // SAFETY: borrowed arguments and the owned closure, as declared.
+    let (target, segs, caps, on_done) = unsafe { (borrow(target), borrow(segs), borrow(caps), own(on_done)) };
+    let state = expect(&classes().cap, &target, "Cap")?;
+    let cap = state.handle.get("capability")?;
+    let segments = segments(&segs)?;
+    let table = cap_table(&caps)?;
+    let handoff = Arc::new(CallHandoff::default());
+    let deadline = timeout.map(Deadline::new);
+    let completion = Completion::new(on_done, handoff.clone(), state.runtime.clone(), deadline.clone());
+    let call = with_message(&segments, &table, |params| {
+        cap.start_call(interface_id, method_id, params, Box::new(move |completed| completion.deliver(completed)))
+    })?;
+    let call = Arc::new(call);
+    handoff.fill(&call);
+    let slot = Arc::new(Slot::shared(call));
+    if let Some(deadline) = deadline {
+        // Refused only after shutdown, which fails the call anyway; it is dropped (cancelled) here.
+        deadline.arm(&state.runtime, Arc::downgrade(&slot))?;
+    }
+    Ok(wrap_call(slot, state.runtime.clone()))
+}
+
 lean_externs! {
     /// `Runtime.new : IO Runtime` — starts a KJ runtime (one loop thread).
     fn capnp_lean_kj_runtime_new() {
-        Ok(wrap_runtime(RuntimeHandle::create()?))
+        let runtime = RuntimeHandle::create()?;
+        // Rust servers hosted for Lean (`glue::serve`) run there: `block_on` must refuse it.
+        runtime.post(Box::new(crate::executor::mark_loop_thread))?;
+        Ok(wrap_runtime(runtime))
     }
 
     /// `Runtime.shutdown (rt : @& Runtime) : IO Unit` — stops the loop: pending calls fail with
@@ -88,10 +159,17 @@ lean_externs! {
     fn capnp_lean_kj_connect(rt: Borrowed, address: Borrowed) {
         // SAFETY: borrowed arguments.
         let (runtime, address) = unsafe { (runtime_of(rt)?, text(address)?) };
-        let result = wait_for(&runtime, "connect", |tx| {
-            runtime.connect(&address, None, &crate::ConnectionOptions::default().to_raw(), Box::new(move |r| drop(tx.send(r))))
-        })?;
-        Ok(wrap_connection(result?, runtime))
+        connect(runtime, &address, &ConnectionOptions::default())
+    }
+
+    /// `Runtime.connectUnpacked (rt : @& Runtime) (address : @& String) (nestingLimit : UInt32)
+    /// (traversalLimitWords : UInt64) (flowLimitWords : UInt64) (deadPeerTimeoutMs : UInt32)
+    /// (transport : UInt32) : IO Connection` — `connect` with limits (each 0 = the default).
+    fn capnp_lean_kj_connect_with_options(rt: Borrowed, address: Borrowed, nesting_limit: U32, traversal_limit_words: U64, flow_limit_words: U64, dead_peer_timeout_ms: U32, transport: U32) {
+        let options = options(nesting_limit, traversal_limit_words, flow_limit_words, dead_peer_timeout_ms, transport)?;
+        // SAFETY: borrowed arguments.
+        let (runtime, address) = unsafe { (runtime_of(rt)?, text(address)?) };
+        connect(runtime, &address, &options)
     }
 
     /// `Connection.bootstrap (c : @& Connection) : IO Cap` — the peer's bootstrap capability.
@@ -111,16 +189,33 @@ lean_externs! {
         unit()
     }
 
+    /// `Connection.onDisconnect (c : @& Connection) (onEnd : IO.Error → BaseIO Unit) : IO Unit`
+    /// — `onEnd` is applied once with the reason the connection ended (`disconnected`); any
+    /// number may wait, and one added after the end is applied at once.
+    fn capnp_lean_kj_connection_on_disconnect(conn: Borrowed, on_end: Owned) {
+        // SAFETY: borrowed connection, owned closure.
+        let (conn, on_end) = unsafe { (borrow(conn), own(on_end)) };
+        let state = expect(&classes().connection, &conn, "Connection")?;
+        let handle = state.handle.get("connection").ok();
+        state.watch.add(handle.as_deref(), on_end);
+        unit()
+    }
+
     /// `Runtime.listen (rt : @& Runtime) (address : @& String) (bootstrap : @& Cap) : IO Listener`
     /// — every accepted connection gets `bootstrap`; blocks until bound.
     fn capnp_lean_kj_listen(rt: Borrowed, address: Borrowed, bootstrap: Borrowed) {
         // SAFETY: borrowed arguments.
-        let (runtime, address, bootstrap) = unsafe { (runtime_of(rt)?, text(address)?, borrow(bootstrap)) };
-        let cap = expect(&classes().cap, &bootstrap, "Cap")?.handle.get("capability")?;
-        let result = wait_for(&runtime, "listen", |tx| {
-            runtime.listen(&address, &cap, &crate::ConnectionOptions::default().to_raw(), Box::new(move |r| drop(tx.send(r))))
-        })?;
-        Ok(wrap_listener(result?, runtime))
+        unsafe { listen(runtime_of(rt)?, &text(address)?, bootstrap, &ConnectionOptions::default()) }
+    }
+
+    /// `Runtime.listenUnpacked (rt : @& Runtime) (address : @& String) (bootstrap : @& Cap)
+    /// (nestingLimit : UInt32) (traversalLimitWords : UInt64) (flowLimitWords : UInt64)
+    /// (deadPeerTimeoutMs : UInt32) (transport : UInt32) : IO Listener` — `listen` with limits
+    /// applied to every accepted connection (each 0 = the default).
+    fn capnp_lean_kj_listen_with_options(rt: Borrowed, address: Borrowed, bootstrap: Borrowed, nesting_limit: U32, traversal_limit_words: U64, flow_limit_words: U64, dead_peer_timeout_ms: U32, transport: U32) {
+        let options = options(nesting_limit, traversal_limit_words, flow_limit_words, dead_peer_timeout_ms, transport)?;
+        // SAFETY: borrowed arguments.
+        unsafe { listen(runtime_of(rt)?, &text(address)?, bootstrap, &options) }
     }
 
     /// `Listener.address (l : @& Listener) : IO String` — the bound address.
@@ -136,20 +231,18 @@ lean_externs! {
     /// (onDone : Except IO.Error Payload → BaseIO Unit) : IO Call` — starts a call; `onDone`
     /// runs once on the loop thread with the results or the error (also when cancelled).
     fn capnp_lean_kj_cap_call(target: Borrowed, interface_id: U64, method_id: U16, segs: Borrowed, caps: Borrowed, on_done: Owned) {
-        // SAFETY: borrowed arguments and the owned closure, as declared.
-        let (target, segs, caps, on_done) = unsafe { (borrow(target), borrow(segs), borrow(caps), own(on_done)) };
-        let state = expect(&classes().cap, &target, "Cap")?;
-        let cap = state.handle.get("capability")?;
-        let segments = segments(&segs)?;
-        let table = cap_table(&caps)?;
-        let handoff = Arc::new(CallHandoff::default());
-        let completion = Completion::new(on_done, handoff.clone(), state.runtime.clone());
-        let call = with_message(&segments, &table, |params| {
-            cap.start_call(interface_id, method_id, params, Box::new(move |completed| completion.deliver(completed)))
-        })?;
-        let call = Arc::new(call);
-        handoff.fill(&call);
-        Ok(wrap_call(call, state.runtime.clone()))
+        // SAFETY: the arguments as declared, forwarded.
+        unsafe { start_call(target, interface_id, method_id, segs, caps, on_done, None) }
+    }
+
+    /// `Cap.callWithTimeout (target : @& Cap) (interfaceId : UInt64) (methodId : UInt16)
+    /// (segments : @& Array ByteArray) (caps : @& Array (Option Cap)) (timeoutMs : UInt64)
+    /// (onDone : Except IO.Error Payload → BaseIO Unit) : IO Call` — like `Cap.call`; if no
+    /// answer came `timeoutMs` after the call started (KJ's timer), the call is cancelled
+    /// (Finish) and `onDone` receives `overloaded` "timed out after <limit>".
+    fn capnp_lean_kj_cap_call_timeout(target: Borrowed, interface_id: U64, method_id: U16, segs: Borrowed, caps: Borrowed, timeout_ms: U64, on_done: Owned) {
+        // SAFETY: the arguments as declared, forwarded.
+        unsafe { start_call(target, interface_id, method_id, segs, caps, on_done, Some(Duration::from_millis(timeout_ms))) }
     }
 
     /// `Call.pipeline (c : @& Call) (path : @& Array UInt16) : IO Cap` — the capability at

@@ -14,8 +14,10 @@
 //!   Lean `External` objects; their finalizers release the handle (for a capability: Release on
 //!   the wire once no other handle refers to it). Explicit release externs exist for
 //!   deterministic timing; afterwards the object only answers "released";
-//! - Lean closures handed to the glue (call completions, server handlers) are marked
-//!   multi-threaded, run on the loop thread, and are applied exactly once per event.
+//! - Lean closures handed to the glue (call completions, server handlers, disconnect watchers)
+//!   are marked multi-threaded, run on the loop thread, and are applied exactly once per event;
+//! - Rust servers (capnpc-rust generated `Server` impls) can be handed to Lean as `Kj.Cap`
+//!   objects ([`serve`]); their panics fail only their own calls.
 //!
 //! The contract with the Lean side is checked by `rust-bridge/tests/glue_externs.rs`, which
 //! compares [`externs`] with the `@[extern]` declarations in the Lean sources.
@@ -23,9 +25,11 @@
 mod callbacks;
 mod convert;
 mod externs;
+mod host;
 mod objects;
 
 pub use externs::*;
+pub use host::{runtime_ref, serve};
 pub use objects::{live_objects, LiveObjects};
 
 use crate::error::ErrorKind;

@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::callbacks::DisconnectWatch;
 use super::GlueError;
 use crate::ffi::{CallHandle, CapHandle, ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle, ServerCallHandle};
 use crate::lean::{ExternalClass, Obj};
@@ -34,6 +35,8 @@ pub struct LiveObjects {
     pub servers: i64,
     /// Call-completion closures not yet applied.
     pub pending_completions: i64,
+    /// Disconnect closures (`Connection.onDisconnect`) not yet applied.
+    pub disconnect_watchers: i64,
 }
 
 #[derive(Clone, Copy)]
@@ -47,9 +50,10 @@ pub(crate) enum Kind {
     Resolver,
     Server,
     Completion,
+    DisconnectWatcher,
 }
 
-static LIVE: [AtomicI64; 9] = [const { AtomicI64::new(0) }; 9];
+static LIVE: [AtomicI64; 10] = [const { AtomicI64::new(0) }; 10];
 
 /// A counted instance of one kind; decrements on drop.
 pub(crate) struct Live(Kind);
@@ -80,6 +84,7 @@ pub fn live_objects() -> LiveObjects {
         resolvers: n(Kind::Resolver),
         servers: n(Kind::Server),
         pending_completions: n(Kind::Completion),
+        disconnect_watchers: n(Kind::DisconnectWatcher),
     }
 }
 
@@ -90,7 +95,12 @@ pub(crate) struct Slot<T> {
 
 impl<T> Slot<T> {
     fn new(value: T) -> Self {
-        Self { inner: Mutex::new(Some(Arc::new(value))) }
+        Self::shared(Arc::new(value))
+    }
+
+    /// A slot holding a handle that others may also hold (weakly, or briefly).
+    pub(crate) fn shared(value: Arc<T>) -> Self {
+        Self { inner: Mutex::new(Some(value)) }
     }
 
     /// A shared reference to the handle, or an error naming `what` once released.
@@ -114,10 +124,11 @@ pub(crate) struct RuntimeObj {
     _live: Live,
 }
 
-/// `Capnp.Rpc.Kj.Connection`.
+/// `Capnp.Rpc.Kj.Connection`, with the Lean closures waiting for its end.
 pub(crate) struct ConnectionObj {
     pub handle: Slot<ConnectionHandle>,
     pub runtime: Arc<RuntimeHandle>,
+    pub watch: Arc<DisconnectWatch>,
     _live: Live,
 }
 
@@ -135,9 +146,10 @@ pub(crate) struct CapObj {
     _live: Live,
 }
 
-/// `Capnp.Rpc.Kj.Call`.
+/// `Capnp.Rpc.Kj.Call`. The slot is shared (weakly) with the call's timeout, which empties it
+/// to cancel the call.
 pub(crate) struct CallObj {
-    pub handle: Slot<CallHandle>,
+    pub handle: Arc<Slot<CallHandle>>,
     pub runtime: Arc<RuntimeHandle>,
     _live: Live,
 }
@@ -188,7 +200,8 @@ pub(crate) fn wrap_runtime(handle: RuntimeHandle) -> Obj {
 }
 
 pub(crate) fn wrap_connection(handle: ConnectionHandle, runtime: Arc<RuntimeHandle>) -> Obj {
-    classes().connection.wrap(ConnectionObj { handle: Slot::new(handle), runtime, _live: Live::new(Kind::Connection) })
+    let watch = DisconnectWatch::new(runtime.clone());
+    classes().connection.wrap(ConnectionObj { handle: Slot::new(handle), runtime, watch, _live: Live::new(Kind::Connection) })
 }
 
 pub(crate) fn wrap_listener(handle: ListenerHandle, runtime: Arc<RuntimeHandle>) -> Obj {
@@ -199,9 +212,9 @@ pub(crate) fn wrap_cap(handle: CapHandle, runtime: Arc<RuntimeHandle>) -> Obj {
     classes().cap.wrap(CapObj { handle: Slot::new(handle), runtime, _live: Live::new(Kind::Cap) })
 }
 
-/// Wraps a call whose handle is already shared (the completion callback holds a weak one).
-pub(crate) fn wrap_call(handle: Arc<CallHandle>, runtime: Arc<RuntimeHandle>) -> Obj {
-    let slot = Slot { inner: Mutex::new(Some(handle)) };
+/// Wraps a call whose handle is already shared (the completion callback holds a weak one, a
+/// timeout a weak reference to the slot).
+pub(crate) fn wrap_call(slot: Arc<Slot<CallHandle>>, runtime: Arc<RuntimeHandle>) -> Obj {
     classes().call.wrap(CallObj { handle: slot, runtime, _live: Live::new(Kind::Call) })
 }
 
