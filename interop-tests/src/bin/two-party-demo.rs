@@ -12,33 +12,50 @@
 use std::process::ExitCode;
 
 use capnp_lean::Runtime;
+use clap::{Parser, Subcommand};
 use interop_tests::bridge_peer::{bootstrap_for, serve_until_killed, Service};
-use interop_tests::cli::option;
 use interop_tests::demo::run_client;
 
-const USAGE: &str = "usage:
-  two-party-demo                        (server and client in one process)
-  two-party-demo server --listen ADDR
-  two-party-demo client --connect ADDR
-ADDR is host:port or unix:PATH";
+/// The Cap'n Proto calculator over capnp-lean (KJ's RpcSystem and two-party vat network).
+/// Without a command, runs a server and a client in one process on loopback and prints the
+/// session with the RPC messages decoded off the wire.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the calculator as the bootstrap capability until killed.
+    Server {
+        /// Where to listen: `host:port` or `unix:PATH`.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+    },
+    /// Run the client scenario; exits 0 only if every result was right and all seven message
+    /// kinds appeared.
+    Client {
+        /// The server: `host:port` or `unix:PATH`.
+        #[arg(long, value_name = "ADDR")]
+        connect: String,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        None => both_in_one_process(),
+        Some(Command::Server { listen }) => serve_until_killed(listen, Service::Calculator),
+        Some(Command::Client { connect }) => client(connect),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("two-party-demo: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn run(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        None => both_in_one_process(),
-        Some("server") => serve_until_killed(option(args, "--listen", USAGE)?, Service::Calculator),
-        Some("client") => client(option(args, "--connect", USAGE)?),
-        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
     }
 }
 
