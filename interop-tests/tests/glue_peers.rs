@@ -448,6 +448,9 @@ fn total_of((_call, rx): &(Obj, mpsc::Receiver<glue_support::Outcome>)) -> i64 {
     results.reader().get_root::<counter::increment_results::Reader>().unwrap().get_value()
 }
 
+/// One-way latency of the link in the Disembargo test.
+const LINK: Duration = Duration::from_millis(150);
+
 struct DummyCounter;
 impl counter::Server for DummyCounter {}
 
@@ -460,7 +463,9 @@ fn calls_on_a_promise_resolved_back_to_a_lean_counter_arrive_in_order_behind_a_d
     let Some(_env) = glue_support::require() else { return };
     for program in [RUST_PEER, BRIDGE_PEER] {
         let peer = interop_peer(program);
-        let tap = WireTap::start("127.0.0.1:0", peer.address()).unwrap();
+        // A slow link (LINK each way) leaves room for a call to be in flight towards the peer
+        // while this side learns the resolution.
+        let tap = WireTap::start_with_delay("127.0.0.1:0", peer.address(), LINK).unwrap();
         let rt = glue_support::new_runtime();
         let (_conn, iface) = glue_support::connect(&rt, &tap.address());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -471,19 +476,24 @@ fn calls_on_a_promise_resolved_back_to_a_lean_counter_arrive_in_order_behind_a_d
         let mut root = params.init_root::<interop::reflect_params::Builder>();
         root.imbue_mut(&mut placeholders);
         root.set_counter(capnp_rpc::new_client(DummyCounter));
-        root.set_delay_ms(300);
+        root.set_delay_ms(600);
         let (reflect, reflect_rx) = glue_support::start_call(&iface, interop::Client::TYPE_ID, 4, &params, &[Some(&ours)]);
-        // Before the resolution: pipelined on reflect's answer, then on the promise it returned.
+        // Before the resolution: pipelined on reflect's answer.
         let pipelined = increment(&pipeline(&reflect, &[0]), 3);
         let results = glue_support::wait(&reflect_rx).unwrap_or_else(|e| panic!("reflect failed: {e}"));
         let promise = &results.caps[0].0;
-        let on_promise = increment(promise, 4);
-        // Once this side has taken in the Resolve it sends Disembargo; a call made now goes to
-        // `ours` directly and must still arrive after the two the server sends back.
+        // The Resolve is on its way to us (LINK away): a call on the promise now still goes to
+        // the peer, which sends it back, arriving here about 2 × LINK later.
+        let resolving = tap.wait_until(WIRE_TIMEOUT, |events| events.iter().any(|e| e.direction == Direction::ServerToClient && e.message.kind() == MessageKind::Resolve));
+        assert!(resolving, "{program}: no Resolve:\n{}", tap.transcript());
+        let in_flight = increment(promise, 4);
+        // Once this side has taken in the Resolve it sends Disembargo. A call made now is for
+        // `ours` itself, but must wait for the one still travelling: without the embargo it
+        // would arrive first.
         let embargoed = tap.wait_until(WIRE_TIMEOUT, |events| saw_disembargo(events, Direction::ClientToServer, "senderLoopback"));
         assert!(embargoed, "{program}: no Disembargo from the Lean side:\n{}", tap.transcript());
         let after = increment(promise, 5);
-        assert_eq!([total_of(&pipelined), total_of(&on_promise), total_of(&after)], [3, 7, 12], "{program}");
+        assert_eq!([total_of(&pipelined), total_of(&in_flight), total_of(&after)], [3, 7, 12], "{program}");
         assert_eq!(*seen.lock().unwrap(), vec![3, 4, 5], "{program}: our counter saw the calls out of order");
         let round_trip = tap.wait_until(WIRE_TIMEOUT, |events| {
             let resolved_to_ours = events.iter().any(|e| {
