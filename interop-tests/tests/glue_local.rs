@@ -407,8 +407,8 @@ fn a_call_answered_before_its_timeout_completes_normally_and_once() {
     std::thread::sleep(Duration::from_millis(400));
     assert!(rx.try_recv().is_err(), "the expired timer must not complete the call again");
     // The timer left the call alone: pipelining on its (kept) results still works.
-    // SAFETY: borrowed call.
     let path = lean::mk_array(vec![]);
+    // SAFETY: borrowed call and path.
     let pipelined = unsafe { glue::capnp_lean_kj_call_pipeline(call.as_ptr(), path.as_ptr()) };
     drop(ok(pipelined));
     assert_eq!(glue::live_objects().pending_completions, 0);
