@@ -50,8 +50,14 @@ provision
 # imports live in a fresh folder under /tmp.
 work="$(mktemp -d /tmp/capnp-lean-check.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lib" "$work/gen"
+mkdir -p "$work/lib" "$work/gen" "$work/frontend"
 tar -xzf "$cache/lean-lib.tar.gz" -C "$work/lib" --warning=no-unknown-keyword
+# Lean resolves its own executable's folder (lean.js's path) inside that mounted view and fails
+# with "no such file or directory" when the cache lies elsewhere (a checkout under /work or
+# /check): so the frontend runs from the work folder too (hard links, a copy across filesystems).
+for file in lean.js lean.wasm; do
+  ln -f "$cache/$file" "$work/frontend/$file" 2>/dev/null || cp "$cache/$file" "$work/frontend/$file"
+done
 
 # Fresh generator output for every schema the project and codegen's tests generate, with the
 # prefixes lean-rpc keeps them under (the golden test holds the committed copies to the same).
@@ -87,7 +93,7 @@ run_unit() { # NAME|ROOT-FLAGS|ENTRIES
   local name roots entries rc=0
   IFS='|' read -r name roots entries <<<"$1"
   # shellcheck disable=SC2086 # roots and entries are paths without spaces, split on purpose
-  python3 "$tools/check.py" --lean-js "$cache/lean.js" --lean-lib "$work/lib" --work "$work/$name" \
+  python3 "$tools/check.py" --lean-js "$work/frontend/lean.js" --lean-lib "$work/lib" --work "$work/$name" \
     --name "$name" --label "$work/gen=<capnpc-lean output>" \
     --label "$work/consumer-gen=<capnpc-lean output for $consumer>" $roots $entries >"$work/$name.out" 2>&1 || rc=$?
   echo "$rc" >"$work/$name.rc"

@@ -194,6 +194,11 @@ def format_message(message, origin, report_root, labels):
     return severity, text
 
 
+def under_mounted(path):
+    """Whether lean.js can see PATH: it mounts only the host's /tmp and /home."""
+    return path.startswith("/tmp/") or path.startswith("/home/")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lean-js", required=True)
@@ -211,8 +216,13 @@ def main():
     args = parser.parse_args()
 
     work = os.path.abspath(args.work)
-    if not (work.startswith("/tmp/") or work.startswith("/home/")):
+    if not under_mounted(work):
         parser.error("--work must be under /tmp or /home: lean.js mounts only those host folders")
+    # Lean looks up its own executable's folder (lean.js's) through that same mounted view.
+    lean_js = os.path.abspath(args.lean_js)
+    if not under_mounted(lean_js):
+        parser.error("--lean-js must be under /tmp or /home: Lean resolves its own folder through "
+                     "lean.js's mounts (link or copy lean.js and lean.wasm there)")
     os.makedirs(work, exist_ok=True)
     labels = []
     for item in args.label:
@@ -228,7 +238,7 @@ def main():
     started = time.monotonic()
     env = dict(os.environ, LEAN_PATH=os.path.abspath(args.lean_lib))
     # lean.js resolves paths against the current folder, which must also be a mounted one.
-    run = subprocess.run(["node", os.path.abspath(args.lean_js), combined], env=env, cwd=work,
+    run = subprocess.run(["node", lean_js, combined], env=env, cwd=work,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     elapsed = time.monotonic() - started
     messages = parse_messages(run.stdout, combined)
