@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-const SOURCES: &[&str] = &["runtime", "message", "calls", "server", "net", "stream", "received"];
+const SOURCES: &[&str] = &["runtime", "message", "calls", "server", "net", "stream", "received", "watch"];
 const APT_HINT: &str = "sudo apt-get install -y capnproto libcapnp-dev pkg-config";
 
 fn main() {
@@ -10,6 +10,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cxx/core.h");
     println!("cargo:rerun-if-changed=cxx/stream.h");
     println!("cargo:rerun-if-changed=cxx/received.h");
+    println!("cargo:rerun-if-changed=cxx/watch.h");
     for source in SOURCES {
         println!("cargo:rerun-if-changed=cxx/{source}.c++");
     }

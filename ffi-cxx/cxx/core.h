@@ -8,6 +8,7 @@
 // is published and only read afterwards.
 #pragma once
 
+#include "watch.h"
 #include "capnp_lean.h"
 #include "received.h"
 
@@ -204,6 +205,8 @@ struct ConnectionLimits {
   capnp::ReaderOptions reader;
   uint64_t flowLimitWords = 8u * 1024 * 1024;
   uint32_t deadPeerTimeoutMs = 0;  // 0: leave the socket's timeouts alone
+  uint32_t handshakeTimeoutMs = 30000;  // accepted connections only; 0: off
+  uint32_t stallTimeoutMs = 60000;      // 0: off
   bool coalescing = true;          // CoalescingMessageStream rather than KJ's stock stream
 
   // Loop: applies the socket-level settings to a freshly connected stream.
@@ -287,8 +290,10 @@ struct capnp_lean_connection {
   capnp::rpc::twoparty::Side side;  // immutable
 
   // loop (declaration order = reverse destruction order: rpc before network before stream)
-  kj::Own<kj::AsyncIoStream> stream;
-  kj::Own<capnp::MessageStream> messageStream;  // null with the stock transport
+  kj::Own<capnp_lean::ProgressWatch> watch;     // deadlines for a peer that does not progress
+  kj::Own<kj::AsyncIoStream> stream;             // the socket, reporting reads to `watch`
+  kj::Own<capnp::MessageStream> transport;       // coalescing or KJ's stock stream
+  kj::Own<capnp::MessageStream> messageStream;   // `transport`, reporting messages to `watch`
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
   kj::Maybe<kj::Promise<void>> disconnectWatch;

@@ -290,6 +290,14 @@ bool ConnectionLimits::from(const capnp_lean_connection_options* options, Connec
   if (has(offsetof(capnp_lean_connection_options, dead_peer_timeout_ms), sizeof(uint32_t))) {
     out.deadPeerTimeoutMs = options->dead_peer_timeout_ms;
   }
+  auto timeout = [&](size_t offset, uint32_t value, uint32_t& field) {
+    if (!has(offset, sizeof(uint32_t)) || value == 0) return;  // the default
+    field = value == CAPNP_LEAN_TIMEOUT_OFF ? 0 : value;
+  };
+  timeout(offsetof(capnp_lean_connection_options, handshake_timeout_ms),
+          options->handshake_timeout_ms, out.handshakeTimeoutMs);
+  timeout(offsetof(capnp_lean_connection_options, stall_timeout_ms),
+          options->stall_timeout_ms, out.stallTimeoutMs);
   if (has(offsetof(capnp_lean_connection_options, transport), sizeof(uint32_t))) {
     switch (options->transport) {
       case CAPNP_LEAN_TRANSPORT_DEFAULT: break;

@@ -47,13 +47,22 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
                      kj::Maybe<kj::Own<capnp::ClientHook>> bootstrap,
                      const ConnectionLimits& limits) {
   limits.applyTo(*stream);
-  conn->stream = kj::mv(stream);
+  bool accepted = conn->side == capnp::rpc::twoparty::Side::SERVER;
+  conn->watch = kj::heap<ProgressWatch>(
+      loop.io.provider->getTimer(),
+      (accepted ? limits.handshakeTimeoutMs : 0) * kj::MILLISECONDS,
+      limits.stallTimeoutMs * kj::MILLISECONDS);
+  conn->stream = kj::heap<ProgressStream>(kj::mv(stream), *conn->watch);
+  kj::Function<bool()> bufferedInput = []() { return false; };  // the stock stream reads exactly
   if (limits.coalescing) {
-    conn->messageStream = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
-    conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
+    auto coalescing = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
+    bufferedInput = [stream = coalescing.get()]() { return stream->hasBufferedInput(); };
+    conn->transport = kj::mv(coalescing);
   } else {
-    conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->stream, conn->side, limits.reader);
+    conn->transport = kj::heap<capnp::AsyncIoMessageStream>(*conn->stream);
   }
+  conn->messageStream = kj::heap<WatchedMessageStream>(*conn->transport, *conn->watch, kj::mv(bufferedInput));
+  conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
   KJ_IF_MAYBE(hook, bootstrap) {
     conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
   } else {
@@ -67,6 +76,7 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
                          "the connection to " + conn->address + " was closed"};
       }, [conn](kj::Exception&& e) {
         auto error = errorFromException(e);
+        if (!conn->watch->reason().empty()) error.message = conn->watch->reason();
         error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
         error.message = "the connection to " + conn->address + " failed: " + error.message;
         return error;
@@ -146,7 +156,9 @@ void capnp_lean_connection::close(ErrorData reason, bool notify) {
   rpc = nullptr;
   network = nullptr;
   messageStream = nullptr;
+  transport = nullptr;
   stream = nullptr;
+  watch = nullptr;
   KJ_IF_MAYBE(why, endReason) {
     capnp_lean_error error{*why};
     fireDisconnect(notify ? &error : nullptr);

@@ -36,6 +36,9 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   kj::Maybe<int> getSendBufferSize() override;
   kj::Promise<void> end() override;
 
+  // Whether bytes read from the socket are waiting in the buffer (part of a next message).
+  bool hasBufferedInput() const { return readEnd > readStart; }
+
  private:
   // The segment table at the front of the read buffer.
   struct Frame {

@@ -168,7 +168,19 @@ typedef struct capnp_lean_connection_options {
   uint32_t dead_peer_timeout_ms;
   /* CAPNP_LEAN_TRANSPORT_*: how messages are read and written. */
   uint32_t transport;
+  /* Accepted connections only: a peer whose first message has not arrived within this many
+   * milliseconds is disconnected. Default 30000; CAPNP_LEAN_TIMEOUT_OFF turns it off. (A client's
+   * own connections have none: a server speaks only when spoken to.) */
+  uint32_t handshake_timeout_ms;
+  /* A peer that has sent part of a message, and not the rest within this many milliseconds
+   * while the connection is reading, is disconnected (slow or stalled senders). Time the
+   * connection spends paused by its own flow limit does not count. Default 60000;
+   * CAPNP_LEAN_TIMEOUT_OFF turns it off. */
+  uint32_t stall_timeout_ms;
 } capnp_lean_connection_options;
+
+/* A timeout field set to this never fires. */
+#define CAPNP_LEAN_TIMEOUT_OFF 0xFFFFFFFFu
 
 /* The default (currently COALESCING). */
 #define CAPNP_LEAN_TRANSPORT_DEFAULT 0

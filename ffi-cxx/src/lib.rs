@@ -133,6 +133,8 @@ abi_constants! {
     CAPNP_LEAN_TRANSPORT_STOCK: u32 = 1;
     /// Transport: buffered reads, one write per event-loop turn.
     CAPNP_LEAN_TRANSPORT_COALESCING: u32 = 2;
+    /// A timeout option set to this never fires.
+    CAPNP_LEAN_TIMEOUT_OFF: u32 = 0xFFFF_FFFF;
     /// Error kind: failed.
     CAPNP_LEAN_ERROR_FAILED: capnp_lean_error_kind = 0;
     /// Error kind: overloaded.
@@ -185,6 +187,10 @@ abi_structs! {
         pub dead_peer_timeout_ms: u32,
         /// `CAPNP_LEAN_TRANSPORT_*`.
         pub transport: u32,
+        /// Accepted connections: milliseconds until the first message must have arrived.
+        pub handshake_timeout_ms: u32,
+        /// Milliseconds a started message may take to complete while the connection reads.
+        pub stall_timeout_ms: u32,
     }
     /// Live object counts.
     pub struct capnp_lean_stats {

@@ -89,6 +89,16 @@ fn params_of(list: &str) -> Vec<String> {
     list.split(',').map(param_type).collect()
 }
 
+/// A C integer literal: decimal or `0x` hex, with an optional `u` suffix.
+fn parse_integer(literal: &str) -> i64 {
+    let digits = literal.trim_end_matches(['u', 'U']);
+    match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        Some(hex) => i64::from_str_radix(hex, 16),
+        None => digits.parse(),
+    }
+    .unwrap_or_else(|e| panic!("integer constant {literal:?}: {e}"))
+}
+
 fn parse_header(text: &str) -> Header {
     let text = strip_comments(text);
     let mut header = Header::default();
@@ -99,7 +109,7 @@ fn parse_header(text: &str) -> Header {
             let mut parts = define.split_whitespace();
             let name = parts.next().unwrap();
             if let Some(value) = parts.next() {
-                header.constants.insert(name.to_string(), value.parse().expect("integer constant"));
+                header.constants.insert(name.to_string(), parse_integer(value));
             }
         } else if !line.starts_with('#') && line != "extern \"C\" {" && line != "}" {
             code.push_str(line);

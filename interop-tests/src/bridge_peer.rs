@@ -17,14 +17,33 @@ use crate::servers::interop::InteropServer;
 
 /// Connection options for the bridge peers and tests: the defaults, with the transport taken
 /// from `CAPNP_LEAN_TRANSPORT` (`stock` or `coalescing`) so the whole interop suite can be run
-/// on either. An unknown value is an error rather than a silent default.
+/// on either, and the deadlines for peers that do not progress from
+/// `CAPNP_LEAN_HANDSHAKE_TIMEOUT_MS` / `CAPNP_LEAN_STALL_TIMEOUT_MS` (`off` for none). An
+/// unknown value is an error rather than a silent default.
 pub fn connection_options() -> ConnectionOptions {
     let transport = match std::env::var("CAPNP_LEAN_TRANSPORT").as_deref() {
         Err(_) | Ok("") | Ok("coalescing") => Transport::Coalescing,
         Ok("stock") => Transport::Stock,
         Ok(other) => panic!("CAPNP_LEAN_TRANSPORT={other:?}: expected `stock` or `coalescing`"),
     };
-    ConnectionOptions { transport, ..ConnectionOptions::default() }
+    let defaults = ConnectionOptions::default();
+    ConnectionOptions {
+        transport,
+        handshake_timeout: timeout_from_env("CAPNP_LEAN_HANDSHAKE_TIMEOUT_MS", defaults.handshake_timeout),
+        stall_timeout: timeout_from_env("CAPNP_LEAN_STALL_TIMEOUT_MS", defaults.stall_timeout),
+        ..defaults
+    }
+}
+
+fn timeout_from_env(name: &str, default: Option<std::time::Duration>) -> Option<std::time::Duration> {
+    match std::env::var(name).as_deref() {
+        Err(_) | Ok("") => default,
+        Ok("off") => None,
+        Ok(ms) => match ms.parse() {
+            Ok(ms) => Some(std::time::Duration::from_millis(ms)),
+            Err(_) => panic!("{name}={ms:?}: expected milliseconds or `off`"),
+        },
+    }
 }
 
 /// Which bootstrap interface a bridge server offers.

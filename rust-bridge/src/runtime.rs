@@ -74,6 +74,14 @@ pub struct ConnectionOptions {
     pub dead_peer_timeout: Option<std::time::Duration>,
     /// How messages are read and written (default [`Transport::Coalescing`]).
     pub transport: Transport,
+    /// Accepted connections only: a peer whose first message has not arrived within this is
+    /// disconnected (default 30 s; `None` waits forever). A client's own connections have no
+    /// such deadline, since a server speaks only when spoken to.
+    pub handshake_timeout: Option<std::time::Duration>,
+    /// A peer that has sent part of a message and not the rest within this, while the
+    /// connection is reading, is disconnected: stalled or one-byte-at-a-time senders (default
+    /// 60 s; `None` waits forever). Time paused by the connection's own flow limit does not count.
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 /// How a connection moves messages; both speak the standard stream framing.
@@ -95,6 +103,8 @@ impl Default for ConnectionOptions {
             flow_limit_words: 8 << 20,
             dead_peer_timeout: None,
             transport: Transport::Coalescing,
+            handshake_timeout: Some(std::time::Duration::from_secs(30)),
+            stall_timeout: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -113,7 +123,19 @@ impl ConnectionOptions {
                 Transport::Coalescing => capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_COALESCING,
                 Transport::Stock => capnp_lean_ffi::CAPNP_LEAN_TRANSPORT_STOCK,
             },
+            handshake_timeout_ms: timeout_ms(self.handshake_timeout),
+            stall_timeout_ms: timeout_ms(self.stall_timeout),
         }
+    }
+}
+
+/// A deadline for the ABI: whole milliseconds (at least 1, below the "off" value), or off.
+fn timeout_ms(timeout: Option<std::time::Duration>) -> u32 {
+    match timeout {
+        None => capnp_lean_ffi::CAPNP_LEAN_TIMEOUT_OFF,
+        Some(t) => u32::try_from(t.as_millis())
+            .unwrap_or(u32::MAX)
+            .clamp(1, capnp_lean_ffi::CAPNP_LEAN_TIMEOUT_OFF - 1),
     }
 }
 

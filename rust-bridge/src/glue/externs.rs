@@ -72,6 +72,8 @@ fn options(nesting_limit: u32, traversal_limit_words: u64, flow_limit_words: u64
         flow_limit_words,
         dead_peer_timeout: (dead_peer_timeout_ms != 0).then(|| Duration::from_millis(u64::from(dead_peer_timeout_ms))),
         transport,
+        // Not in `Kj.ConnectionOptions` yet: Lean connections get the default deadlines.
+        ..ConnectionOptions::default()
     })
 }
 

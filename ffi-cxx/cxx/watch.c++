@@ -1,0 +1,98 @@
+// ProgressWatch, ProgressStream, WatchedMessageStream: see watch.h.
+
+#include "watch.h"
+
+namespace capnp_lean {
+namespace {
+
+std::string millis(kj::Duration d) { return std::to_string(d / kj::MILLISECONDS) + " ms"; }
+
+}  // namespace
+
+ProgressWatch::ProgressWatch(kj::Timer& timer, kj::Duration handshake, kj::Duration stall)
+    : timer(timer), stall(stall) {
+  if (handshake > 0 * kj::SECONDS) {
+    handshakeDeadline = timer.afterDelay(handshake)
+        .then([this, handshake]() { fail("no first message within " + millis(handshake)); })
+        .eagerlyEvaluate(nullptr);
+  }
+}
+
+void ProgressWatch::fail(std::string reason) {
+  if (!failer->isWaiting()) return;
+  failReason = reason;
+  failer->reject(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                               kj::str("the peer did not progress: ", failReason.c_str())));
+}
+
+void ProgressWatch::bytesArrived() {
+  if (partial) return;
+  partial = true;
+  partialSince = timer.now();
+  if (reading) armStall(partialSince + stall);
+}
+
+void ProgressWatch::readStarted() {
+  reading = true;
+  readingSince = timer.now();
+  if (partial) armStall(kj::max(partialSince, readingSince) + stall);
+}
+
+void ProgressWatch::messageCompleted(bool moreBuffered) {
+  handshakeDeadline = nullptr;  // cancels it: the peer speaks the protocol
+  reading = false;
+  partial = moreBuffered;
+  if (moreBuffered) partialSince = timer.now();
+}
+
+void ProgressWatch::armStall(kj::TimePoint at) {
+  if (stall == 0 * kj::SECONDS || stallArmed) return;
+  stallArmed = true;
+  timers.add(timer.atTime(at).then([this]() {
+    stallArmed = false;
+    stallCheck();
+  }));
+}
+
+void ProgressWatch::stallCheck() {
+  if (!reading || !partial) return;  // re-armed when both hold again
+  auto since = kj::max(partialSince, readingSince);
+  if (timer.now() - since >= stall) {
+    fail("a message stalled: no complete message within " + millis(stall) + " of its first bytes");
+  } else {
+    armStall(since + stall);
+  }
+}
+
+kj::Promise<size_t> ProgressStream::tryRead(void* buffer, size_t minBytes, size_t maxBytes) {
+  return readSome(static_cast<kj::byte*>(buffer), minBytes, maxBytes, 0);
+}
+
+kj::Promise<size_t> ProgressStream::readSome(kj::byte* buffer, size_t minBytes, size_t maxBytes,
+                                             size_t done) {
+  // One byte at a time is enough to wake us, so the watch sees the first byte of a message even
+  // when the transport asks for more (KJ's stock stream asks for the 8-byte segment table).
+  return inner->tryRead(buffer + done, 1, maxBytes - done)
+      .then([this, buffer, minBytes, maxBytes, done](size_t n) -> kj::Promise<size_t> {
+        if (n == 0) return done;  // end of stream
+        watch.bytesArrived();
+        if (done + n >= minBytes) return done + n;
+        return readSome(buffer, minBytes, maxBytes, done + n);
+      });
+}
+
+kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> WatchedMessageStream::tryReadMessage(
+    kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
+    kj::ArrayPtr<capnp::word> scratchSpace) {
+  watch.readStarted();
+  return inner.tryReadMessage(fdSpace, options, scratchSpace)
+      .then([this](kj::Maybe<capnp::MessageReaderAndFds>&& message) {
+        watch.messageCompleted(bufferedInput());
+        return kj::mv(message);
+      })
+      .exclusiveJoin(watch.failure().then([]() -> kj::Maybe<capnp::MessageReaderAndFds> {
+        KJ_UNREACHABLE;  // failure() only rejects
+      }));
+}
+
+}  // namespace capnp_lean
