@@ -115,10 +115,15 @@ struct LoopState {
   uint64_t hostServers = 0;
 
   kj::Own<kj::PromiseFulfiller<void>> stop;
+  bool trimScheduled = false;
 
   LoopState(Core& core, kj::AsyncIoContext& io, kj::TaskSet::ErrorHandler& handler)
       : core(core), io(io), tasks(handler) {}
   void teardown();
+  // After a connection closes: gives the memory its burst left free back to the system
+  // (glibc's malloc_trim, once for all closes within 200 ms), so a long-lived server does not
+  // keep its worst moment's footprint forever.
+  void returnMemorySoon();
 };
 
 // A received message (results or params) as the host reads it: its segments, whose root is the

@@ -90,6 +90,7 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
             state->connections.erase(conn);
             conn->core->unref();
             delete conn;
+            state->returnMemorySoon();
           }
         }));
       })
@@ -308,6 +309,7 @@ void capnp_lean_connection_release(capnp_lean_connection* conn) {
     conn->core->postOrRunStopped([conn](LoopState* loop) {
       conn->close(ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the connection was released"}, false);
       deleteConnection(loop, conn);
+      if (loop != nullptr) loop->returnMemorySoon();
     });
   })) {
     (void)e;

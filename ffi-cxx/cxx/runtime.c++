@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include <kj/async-unix.h>
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -143,6 +144,15 @@ bool Core::runAndWait(Task task) {
   std::unique_lock<std::mutex> lock(m);
   cv.wait(lock, [&]() { return ran; });
   return true;
+}
+
+void LoopState::returnMemorySoon() {
+  if (trimScheduled || tearingDown) return;
+  trimScheduled = true;
+  tasks.add(io.provider->getTimer().afterDelay(200 * kj::MILLISECONDS).then([this]() {
+    trimScheduled = false;
+    malloc_trim(0);
+  }));
 }
 
 void LoopState::teardown() {
