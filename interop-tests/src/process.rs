@@ -235,3 +235,29 @@ pub fn unique_socket_path(label: &str) -> PathBuf {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("capnp-lean-{label}-{}-{n}.sock", std::process::id()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_answered_in_order_and_left_out_of_stdout() {
+        let script = "echo mark; read a; echo one; echo mark; read b; echo two";
+        let mut marks = 0;
+        let finished = run_with_marks("sh", &["-c", script], Duration::from_secs(20), "mark", &mut || {
+            marks += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(finished.status.success());
+        assert_eq!((marks, finished.stdout.as_str()), (2, "one\ntwo\n"));
+    }
+
+    #[test]
+    fn a_failing_mark_handler_stops_the_child() {
+        let started = Instant::now();
+        let outcome = run_with_marks("sh", &["-c", "echo mark; sleep 30"], Duration::from_secs(20), "mark", &mut || Err("no clock".into()));
+        assert!(outcome.unwrap_err().contains("no clock"));
+        assert!(started.elapsed() < Duration::from_secs(10), "the child was not killed");
+    }
+}

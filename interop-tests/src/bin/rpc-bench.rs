@@ -240,10 +240,11 @@ fn run(settings: &Settings) -> Result<(), String> {
 
     let names: Vec<String> = settings.servers.iter().map(ServerSpec::label).collect();
     println!(
-        "servers: {}; {} calls per measurement (a quarter for 64 KiB); median (min–max) of {} rounds; {pin_note}",
+        "servers: {}; {} calls per measurement (a quarter for 64 KiB); median (min–max) of {} round{}; {pin_note}",
         names.join(", "),
         settings.calls,
-        settings.rounds
+        settings.rounds,
+        if settings.rounds == 1 { "" } else { "s" }
     );
     println!("cpu µs: per call, client process | server process, sequential | 64 in flight");
     println!("\neach implementation against itself:");
