@@ -1,6 +1,6 @@
-//! Builds the native C++ KJ benchmark client (`cxx/kj_bench_client.c++`) against the system's
-//! Cap'n Proto (Debian's 0.9.2): generates C++ for `interop.capnp` with `capnp compile -oc++`,
-//! compiles both into a static library and links the KJ/capnp shared libraries found by
+//! Builds the native C++ KJ benchmark client and server (`cxx/kj_bench_client.c++`,
+//! `cxx/kj_bench_server.c++`) against the system's Cap'n Proto (Debian's 0.9.2): generates C++
+//! for `interop.capnp` with `capnp compile -oc++`, compiles them into one static library and links the KJ/capnp shared libraries found by
 //! pkg-config. Fails early, with the install command, when those are missing.
 
 use std::env;
@@ -13,8 +13,10 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let schema_dir = manifest_dir.join("../capnp-schemas");
-    let client_source = manifest_dir.join("cxx/kj_bench_client.c++");
-    println!("cargo:rerun-if-changed={}", client_source.display());
+    let sources = [manifest_dir.join("cxx/kj_bench_client.c++"), manifest_dir.join("cxx/kj_bench_server.c++")];
+    for source in &sources {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
     println!("cargo:rerun-if-changed={}", schema_dir.join("interop.capnp").display());
 
     // Probe without emitting link flags: they must follow our static library on the link line.
@@ -30,11 +32,11 @@ fn main() {
     generate_cxx(&schema_dir, &out_dir);
 
     let mut build = cc::Build::new();
-    build.cpp(true).std("c++17").include(&out_dir).file(&client_source).file(out_dir.join("interop.capnp.c++"));
+    build.cpp(true).std("c++17").include(&out_dir).files(&sources).file(out_dir.join("interop.capnp.c++"));
     for library in &libraries {
         build.includes(&library.include_paths);
     }
-    build.compile("kj_bench_client");
+    build.compile("kj_bench");
 
     for library in &libraries {
         for path in &library.link_paths {

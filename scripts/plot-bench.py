@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Draws rpc-bench's throughput plot: calls per second against calls in flight, one line per
-client/transport, one panel per payload size, from target/rpc-bench/results.json. The calls-in-flight
-axis is logarithmic (1, 8, 64, 256).
+implementation measured against itself (client and server the same, e.g. KJ <-> KJ), one panel
+per payload size, from target/rpc-bench/results.json; the error bars span the rounds' minimum to
+maximum. The full client x server matrix is in the JSON and rpc-bench's printed table. The
+calls-in-flight axis is logarithmic (1, 8, 64, 256).
 
     python3 scripts/plot-bench.py [RESULTS_JSON [OUTPUT_PNG]]
 
@@ -35,6 +37,8 @@ def main():
     with open(results) as f:
         runs = json.load(f)["runs"]
     payloads = sorted({r["payload"] for r in runs})
+    # Each implementation against itself, and the floor (client and server are both tcp-floor).
+    runs = [r for r in runs if (r["client"], r["transport"]) == (r["server"], r["server_transport"])]
     labels = []
     for r in runs:
         label = f'{r["client"]}/{r["transport"]}'
@@ -47,10 +51,12 @@ def main():
         windows = set()
         for label in labels:
             mine = [r for r in runs if f'{r["client"]}/{r["transport"]}' == label and r["payload"] == payload]
-            pipe = sorted((r["window"], r["calls_per_sec"]) for r in mine if r["mode"] == "pipe")
+            pipe = sorted((r["window"], r["calls_per_sec"], r["range"]["calls_per_sec"]) for r in mine if r["mode"] == "pipe")
             if pipe:
-                ax.plot([w for w, _ in pipe], [c for _, c in pipe], marker="o", label=label)
-                windows.update(w for w, _ in pipe)
+                below = [c - lo for _, c, (lo, _) in pipe]
+                above = [hi - c for _, c, (_, hi) in pipe]
+                ax.errorbar([w for w, _, _ in pipe], [c for _, c, _ in pipe], yerr=[below, above], marker="o", capsize=3, label=f"{label} <-> itself")
+                windows.update(w for w, _, _ in pipe)
             elif mine:
                 title += f"\n{label} sequential: {mine[0]['calls_per_sec']:,.0f} calls/s"
         ax.set_xscale("log", base=2)
@@ -61,7 +67,7 @@ def main():
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[0][0].legend(fontsize="small")
-    fig.suptitle("rpc-bench: pipelined echo throughput")
+    fig.suptitle("rpc-bench: pipelined echo throughput, each implementation against itself")
     fig.tight_layout()
     fig.savefig(png, dpi=80)
 

@@ -3,11 +3,13 @@
 // compare KJ, capnp-rpc and our bridge against one server.
 //
 // Usage: kj-bench-client --connect ADDR --calls N --window W --payload BYTES
-//        kj-bench-client --connect ADDR --calls N --windows W,W,... --payload BYTES
+//        kj-bench-client --connect ADDR --calls N --windows W,W,... --payload BYTES [--marks]
 // ADDR is host:port or unix:/path (both understood by KJ's network address parser). The second
 // form is rust_peer::bench's matrix form: one sequential run, then one pipelined run per window,
 // one JSON line each with the process CPU time used (getrusage, which also marks the runs in an
-// `strace -f` log for rpc-bench).
+// `strace -f` log for rpc-bench). With --marks it also prints `mark` before the first run and
+// after each run and waits for a line on stdin each time (rust_peer::bench::MARK): rpc-bench
+// reads the server's CPU time at each mark.
 
 #include <capnp/ez-rpc.h>
 #include <kj/async.h>
@@ -39,10 +41,11 @@ struct Options {
   uint32_t window = 0;
   std::vector<uint32_t> windows;  // non-empty selects the matrix form
   size_t payload = 0;
+  bool marks = false;
 };
 
 const char* const kUsage =
-    "usage: kj-bench-client --connect ADDR --calls N (--window W | --windows W,W,...) --payload BYTES";
+    "usage: kj-bench-client --connect ADDR --calls N (--window W | --windows W,W,... [--marks]) --payload BYTES";
 
 // Parses "1,8,64" into positive numbers; false if anything else is there.
 bool parseWindows(const char* text, std::vector<uint32_t>& windows) {
@@ -63,6 +66,11 @@ std::string parseOptions(int argc, const char** argv, Options& options) {
   bool seen[4] = {false, false, false, false};
   for (int i = 1; i < argc; i += 2) {
     std::string name = argv[i];
+    if (name == "--marks") {
+      options.marks = true;
+      --i;  // a flag: no value follows
+      continue;
+    }
     if (i + 1 >= argc) return name + " needs a value";
     const char* value = argv[i + 1];
     char* end = nullptr;
@@ -94,6 +102,7 @@ std::string parseOptions(int argc, const char** argv, Options& options) {
   for (bool present : seen) {
     if (!present) return "missing option";
   }
+  if (options.marks && options.windows.empty()) return "--marks needs --windows";
   return "";
 }
 
@@ -118,7 +127,16 @@ kj::Promise<void> runLane(Interop::Client& interop, uint32_t& remaining,
   });
 }
 
-// Nearest-rank percentile, the same definition as rust_peer::bench::percentile.
+// With --marks: tells rpc-bench that no call is in flight (`mark` on stdout) and waits until it
+// has read the server's CPU time (a line on stdin; end of input also continues).
+void mark(const Options& options) {
+  if (!options.marks) return;
+  std::printf("mark\n");
+  std::fflush(stdout);
+  char reply[16];
+  (void)std::fgets(reply, sizeof(reply), stdin);
+}
+
 // User + system CPU time of every thread of this process, µs.
 double processCpuMicros() {
   struct rusage usage {};
@@ -127,6 +145,7 @@ double processCpuMicros() {
   return micros(usage.ru_utime) + micros(usage.ru_stime);
 }
 
+// Nearest-rank percentile, the same definition as rust_peer::bench::percentile.
 double percentileMicros(std::vector<double>& samples, double rank) {
   if (samples.empty()) return 0.0;
   std::sort(samples.begin(), samples.end());
@@ -153,6 +172,7 @@ int runMatrix(const Options& options, Interop::Client& interop, kj::ArrayPtr<con
   char line[512];
   std::vector<double> samples;
   samples.reserve(options.calls);
+  mark(options);
   double cpuStart = processCpuMicros();
   auto start = Clock::now();
   for (uint32_t i = 0; i < options.calls; ++i) {
@@ -162,6 +182,7 @@ int runMatrix(const Options& options, Interop::Client& interop, kj::ArrayPtr<con
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   double cpu = processCpuMicros() - cpuStart;
+  mark(options);
   double p50 = percentileMicros(samples, 50.0);
   double p99 = percentileMicros(samples, 99.0);
   std::snprintf(line, sizeof(line),
@@ -176,6 +197,7 @@ int runMatrix(const Options& options, Interop::Client& interop, kj::ArrayPtr<con
     runPipelined(interop, options.calls, window, payload, waitScope);
     seconds = std::chrono::duration<double>(Clock::now() - start).count();
     cpu = processCpuMicros() - cpuStart;
+    mark(options);
     std::snprintf(line, sizeof(line),
                   "{\"client\":\"kj-cxx\",\"mode\":\"pipe\",\"window\":%u,\"calls\":%u,\"payload\":%zu,"
                   "\"seconds\":%.6f,\"p50_us\":null,\"p99_us\":null,\"cpu_us\":%.0f}",

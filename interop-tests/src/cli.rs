@@ -31,10 +31,15 @@ pub fn bench_config(args: &[String], usage: &str) -> Result<crate::rust_peer::be
 }
 
 /// What a `bench` command measures: the matrix form when `--windows W,W,...` is given (see
-/// [`BenchPlan::Matrix`](crate::rust_peer::bench::BenchPlan)), else `--window W`.
+/// [`BenchPlan::Matrix`](crate::rust_peer::bench::BenchPlan); `--marks` adds the marks of
+/// [`mark`](crate::rust_peer::bench::mark)), else `--window W`.
 pub fn bench_plan(args: &[String], usage: &str) -> Result<crate::rust_peer::bench::BenchPlan, String> {
     use crate::rust_peer::bench::{BenchPlan, MatrixConfig};
+    let marks = args.iter().any(|a| a == "--marks");
     if !args.iter().any(|a| a == "--windows") {
+        if marks {
+            return Err(format!("--marks needs --windows\n{usage}"));
+        }
         return Ok(BenchPlan::Single(bench_config(args, usage)?));
     }
     let text = option(args, "--windows", usage)?;
@@ -47,6 +52,7 @@ pub fn bench_plan(args: &[String], usage: &str) -> Result<crate::rust_peer::benc
         calls: number(args, "--calls", usage)?,
         windows,
         payload: number(args, "--payload", usage)?,
+        marks,
     }))
 }
 
@@ -63,7 +69,9 @@ mod tests {
     fn windows_option_selects_the_matrix_form() {
         let plan = bench_plan(&args("bench --calls 10 --windows 1,8,64 --payload 16"), "").unwrap();
         let BenchPlan::Matrix(config) = plan else { panic!("expected the matrix form, got {plan:?}") };
-        assert_eq!(config, MatrixConfig { calls: 10, windows: vec![1, 8, 64], payload: 16 });
+        assert_eq!(config, MatrixConfig { calls: 10, windows: vec![1, 8, 64], payload: 16, marks: false });
+        let plan = bench_plan(&args("bench --calls 10 --windows 8 --payload 16 --marks"), "").unwrap();
+        assert!(matches!(&plan, BenchPlan::Matrix(c) if c.marks), "--marks is not set in {plan:?}");
     }
 
     #[test]

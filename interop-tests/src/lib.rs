@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cpu;
 pub mod demo;
 pub mod host;
+pub mod kj_native;
 pub mod process;
 pub mod reliability;
 pub mod rpc_bench;

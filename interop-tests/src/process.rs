@@ -4,7 +4,7 @@
 //! A serving peer announces readiness by printing one line `listening on ADDR` on stdout;
 //! [`PeerProcess::spawn_listening`] waits for it and hands back `ADDR`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,7 @@ impl PeerProcess {
     /// Starts `program args...` and waits up to `timeout` for its `listening on ADDR` line.
     /// Fails with the child's stderr if it exits or stays silent instead.
     pub fn spawn_listening(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<PeerProcess, String> {
-        let (mut child, name) = spawn_piped(program.as_ref(), args)?;
+        let (mut child, name) = spawn_piped(program.as_ref(), args, Stdio::null())?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut peer = PeerProcess { child, name, address: None, stderr: Some(collect(stderr)) };
@@ -76,13 +76,13 @@ impl Drop for PeerProcess {
     }
 }
 
-/// Starts `program args...` with stdin closed and stdout/stderr piped; also returns the command
+/// Starts `program args...` with `stdin` and stdout/stderr piped; also returns the command
 /// line, for messages.
-fn spawn_piped(program: &Path, args: &[&str]) -> Result<(Child, String), String> {
+fn spawn_piped(program: &Path, args: &[&str], stdin: Stdio) -> Result<(Child, String), String> {
     let name = format!("{} {}", program.display(), args.join(" "));
     let child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -150,23 +150,83 @@ pub struct Finished {
 
 /// Runs `program args...` to completion; kills it and fails if it takes longer than `timeout`.
 pub fn run_to_completion(program: impl AsRef<Path>, args: &[&str], timeout: Duration) -> Result<Finished, String> {
-    let (mut child, name) = spawn_piped(program.as_ref(), args)?;
+    let (mut child, name) = spawn_piped(program.as_ref(), args, Stdio::null())?;
     let stdout = collect(child.stdout.take().expect("stdout is piped"));
     let stderr = collect(child.stderr.take().expect("stderr is piped"));
+    let Some(status) = wait_until(&mut child, Instant::now() + timeout) else {
+        let stderr = stderr.join().unwrap_or_default();
+        return Err(format!("{name} did not finish within {timeout:?}; stderr:\n{stderr}"));
+    };
+    Ok(Finished { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+}
+
+/// Runs `program args...` to completion like [`run_to_completion`], with its stdin piped: each
+/// time it prints a line equal to `mark`, calls `on_mark` and then answers with an empty line
+/// on its stdin (the handshake of `rust_peer::bench::mark`). The mark lines are left out of
+/// [`Finished::stdout`].
+pub fn run_with_marks(
+    program: impl AsRef<Path>,
+    args: &[&str],
+    timeout: Duration,
+    mark: &str,
+    on_mark: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<Finished, String> {
+    let (mut child, name) = spawn_piped(program.as_ref(), args, Stdio::piped())?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = collect(child.stderr.take().expect("stderr is piped"));
+    let (lines_tx, lines_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = lines_tx.send(line);
+        }
+    });
     let deadline = Instant::now() + timeout;
-    let status = loop {
+    let mut printed = String::new();
+    let outcome = loop {
+        match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line == mark => {
+                if let Err(e) = on_mark() {
+                    break Err(e);
+                }
+                // A child that exited meanwhile is reported by its status below.
+                let _ = stdin.write_all(b"\n").and_then(|()| stdin.flush());
+            }
+            Ok(line) => {
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => break Err(format!("{name} did not finish within {timeout:?}")),
+        }
+    };
+    drop(stdin);
+    if let Err(e) = outcome {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("{e}; stderr:\n{}", stderr.join().unwrap_or_default()));
+    }
+    let Some(status) = wait_until(&mut child, deadline) else {
+        let stderr = stderr.join().unwrap_or_default();
+        return Err(format!("{name} did not exit within {timeout:?}; stderr:\n{stderr}"));
+    };
+    Ok(Finished { status, stdout: printed, stderr: stderr.join().unwrap_or_default() })
+}
+
+/// Waits for `child` to exit until `deadline`; past it, kills it and returns `None`.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Some(status),
             Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let stderr = stderr.join().unwrap_or_default();
-                return Err(format!("{name} did not finish within {timeout:?}; stderr:\n{stderr}"));
+                return None;
             }
         }
-    };
-    Ok(Finished { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+    }
 }
 
 /// A unix socket path unique to this process and call, in the temp directory.
@@ -174,4 +234,30 @@ pub fn unique_socket_path(label: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("capnp-lean-{label}-{}-{n}.sock", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_answered_in_order_and_left_out_of_stdout() {
+        let script = "echo mark; read a; echo one; echo mark; read b; echo two";
+        let mut marks = 0;
+        let finished = run_with_marks("sh", &["-c", script], Duration::from_secs(20), "mark", &mut || {
+            marks += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(finished.status.success());
+        assert_eq!((marks, finished.stdout.as_str()), (2, "one\ntwo\n"));
+    }
+
+    #[test]
+    fn a_failing_mark_handler_stops_the_child() {
+        let started = Instant::now();
+        let outcome = run_with_marks("sh", &["-c", "echo mark; sleep 30"], Duration::from_secs(20), "mark", &mut || Err("no clock".into()));
+        assert!(outcome.unwrap_err().contains("no clock"));
+        assert!(started.elapsed() < Duration::from_secs(10), "the child was not killed");
+    }
 }

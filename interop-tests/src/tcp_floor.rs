@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cpu::CpuClock;
-use crate::rust_peer::bench::{percentile, Measurement, WARMUP_CALLS};
+use crate::rust_peer::bench::{mark, percentile, Measurement, WARMUP_CALLS};
 
 /// The client name in the floor's measurements.
 pub const CLIENT: &str = "tcp-floor";
@@ -47,8 +47,9 @@ fn round_trip(stream: &mut TcpStream, payload: &[u8], back: &mut [u8]) -> io::Re
 }
 
 /// Connects to an echo server at `address` (`host:port`) and measures `calls` sequential round
-/// trips of `payload` bytes.
-pub fn bench(address: &str, calls: u32, payload: usize) -> Result<Measurement, String> {
+/// trips of `payload` bytes; with `marks`, prints a mark before and after (see
+/// [`mark`](crate::rust_peer::bench::mark)).
+pub fn bench(address: &str, calls: u32, payload: usize, marks: bool) -> Result<Measurement, String> {
     let failed = |e: io::Error| format!("tcp round trip to {address}: {e}");
     let mut stream = TcpStream::connect(address).map_err(failed)?;
     stream.set_nodelay(true).map_err(failed)?;
@@ -58,6 +59,7 @@ pub fn bench(address: &str, calls: u32, payload: usize) -> Result<Measurement, S
         round_trip(&mut stream, &sent, &mut back).map_err(failed)?;
     }
     let mut samples: Vec<Duration> = Vec::with_capacity(calls as usize);
+    mark(marks)?;
     let cpu = CpuClock::start();
     let start = Instant::now();
     for _ in 0..calls {
@@ -67,6 +69,7 @@ pub fn bench(address: &str, calls: u32, payload: usize) -> Result<Measurement, S
     }
     let seconds = start.elapsed().as_secs_f64();
     let cpu_us = cpu.elapsed_us();
+    mark(marks)?;
     if back != sent {
         return Err("the echo server returned different bytes".into());
     }
@@ -91,7 +94,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         thread::spawn(move || serve_echo(listener));
-        let measurement = bench(&address, 50, 70_000).unwrap();
+        let measurement = bench(&address, 50, 70_000, false).unwrap();
         assert_eq!((measurement.client.as_str(), measurement.window, measurement.calls), (CLIENT, None, 50));
         let (p50, p99) = measurement.latency_us.unwrap();
         assert!(p50 > 0.0 && p99 >= p50 && measurement.seconds > 0.0);

@@ -11,7 +11,7 @@ const HELP: [(&str, &[&str], &[&str]); 4] = [
     (DEMO, &["--help"], &["server", "client"]),
     (DEMO, &["server", "--help"], &["--listen"]),
     (DEMO, &["client", "--help"], &["--connect"]),
-    (BENCH, &["--help"], &["--quick", "--server", "--calls", "--rounds", "--no-strace", "--out"]),
+    (BENCH, &["--help"], &["--quick", "--servers", "--calls", "--rounds", "--no-strace", "--no-pin", "--out"]),
 ];
 
 #[test]

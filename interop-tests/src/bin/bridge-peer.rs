@@ -8,12 +8,12 @@
 //! bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
 //! bridge-peer client-calculator --connect ADDR
 //! bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
-//! bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--caller-thread]
+//! bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--marks] [--caller-thread]
 //! ```
 //! Every command takes `--transport stock|coalescing` (default coalescing; also read from
 //! `CAPNP_LEAN_TRANSPORT`). `bench` runs the client code on the runtime's loop thread, or with `--caller-thread` on the
 //! main thread (every call then crosses threads twice); `--windows` prints one JSON line per
-//! measurement, as `rust-peer bench --windows` does.
+//! measurement, as `rust-peer bench --windows` does, and `--marks` adds its marks.
 
 use std::process::ExitCode;
 
@@ -27,7 +27,7 @@ const USAGE: &str = "usage:
   bridge-peer client-interop --connect ADDR [--skip STEP,STEP...]
   bridge-peer client-calculator --connect ADDR
   bridge-peer bench --connect ADDR --calls N --window W --payload BYTES [--caller-thread]
-  bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--caller-thread]
+  bridge-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--marks] [--caller-thread]
 ADDR is host:port or unix:/path; every command takes --transport stock|coalescing";
 
 fn main() -> ExitCode {

@@ -7,13 +7,14 @@
 //! rust-peer client-interop --connect ADDR [--skip STEP,STEP...]
 //! rust-peer client-calculator --connect ADDR
 //! rust-peer bench --connect ADDR --calls N --window W --payload BYTES
-//! rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES
+//! rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--marks]
 //! ```
 //! ADDR is `host:port` or `unix:/path`. Servers print `listening on ADDR` once ready and serve
 //! until killed; clients exit 0 only if every result was right. `--skip` leaves out named steps
 //! of the interop scenario (e.g. `reflect`, which a KJ server answers with a call capnp-rpc 0.27.3
 //! never executes). `bench --windows` prints one JSON line per measurement (a sequential run,
-//! then one pipelined run per window; see `rust_peer::bench::Measurement`).
+//! then one pipelined run per window; see `rust_peer::bench::Measurement`); `--marks` adds a
+//! `mark` line around the measurements and waits for stdin at each (`rust_peer::bench::mark`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ const USAGE: &str = "usage:
   rust-peer client-interop --connect ADDR [--skip STEP,STEP...]
   rust-peer client-calculator --connect ADDR
   rust-peer bench --connect ADDR --calls N --window W --payload BYTES
-  rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES
+  rust-peer bench --connect ADDR --calls N --windows W,W,... --payload BYTES [--marks]
 ADDR is host:port or unix:/path; client-interop steps (for --skip): echo, fail, counter,
 counter-later, reflect, call-back, hang, not-implemented";
 

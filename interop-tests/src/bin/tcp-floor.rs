@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! tcp-floor serve-echo --listen HOST:PORT
-//! tcp-floor bench --connect HOST:PORT --calls N --payload BYTES
+//! tcp-floor bench --connect HOST:PORT --calls N --payload BYTES [--marks]
 //! ```
 //! `serve-echo` prints `listening on ADDR` and echoes until killed; `bench` prints one JSON line
-//! in the format of `rust-peer bench --windows` (a sequential run only).
+//! in the format of `rust-peer bench --windows` (a sequential run only); `--marks` as there.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -17,7 +17,7 @@ use interop_tests::tcp_floor::{bench, serve_echo};
 
 const USAGE: &str = "usage:
   tcp-floor serve-echo --listen HOST:PORT
-  tcp-floor bench --connect HOST:PORT --calls N --payload BYTES";
+  tcp-floor bench --connect HOST:PORT --calls N --payload BYTES [--marks]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,7 +41,7 @@ fn run(args: &[String]) -> Result<(), String> {
             serve_echo(listener).map_err(|e| format!("serving on {bound}: {e}"))
         }
         "bench" => {
-            let measurement = bench(option(args, "--connect", USAGE)?, number(args, "--calls", USAGE)?, number(args, "--payload", USAGE)?)?;
+            let measurement = bench(option(args, "--connect", USAGE)?, number(args, "--calls", USAGE)?, number(args, "--payload", USAGE)?, args.iter().any(|a| a == "--marks"))?;
             println!("{}", measurement.to_json());
             Ok(())
         }

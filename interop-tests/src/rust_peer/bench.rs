@@ -7,9 +7,13 @@
 //!
 //! The matrix form ([`BenchPlan::Matrix`], `--windows 1,8,64,256`) used by `rpc-bench` measures
 //! one sequential run and one pipelined run per window in one process and prints one
-//! [`Measurement`] line for each, with the process CPU time it used.
+//! [`Measurement`] line for each, with the process CPU time it used. With `marks` (`--marks`) it
+//! also prints [`MARK`] before the first run and after each run, and waits for a line on stdin
+//! each time: the moments when no call is in flight, at which `rpc-bench` reads the server's CPU
+//! time.
 
 use std::cell::Cell;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use capnp::Error;
@@ -18,6 +22,21 @@ use capnp_schemas::interop_capnp::interop;
 use crate::cpu::CpuClock;
 use crate::scenarios::interop::echo;
 use super::{connect, Address};
+
+/// The line a client prints, with `--marks`, when no call is in flight between measurements.
+pub const MARK: &str = "mark";
+
+/// With `enabled`: prints [`MARK`] and waits for a line on stdin (end of input also continues).
+/// Blocks the thread, which is fine: nothing is in flight.
+pub fn mark(enabled: bool) -> Result<(), String> {
+    if !enabled {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{MARK}").and_then(|()| stdout.flush()).map_err(|e| format!("cannot print a mark: {e}"))?;
+    std::io::stdin().lock().read_line(&mut String::new()).map_err(|e| format!("cannot read after a mark: {e}"))?;
+    Ok(())
+}
 
 /// Unmeasured calls made first, so connection setup and lazy allocation do not skew p99.
 pub const WARMUP_CALLS: u32 = 100;
@@ -67,6 +86,8 @@ pub struct MatrixConfig {
     pub windows: Vec<u32>,
     /// Echo payload size in bytes.
     pub payload: usize,
+    /// Print [`MARK`] around the measurements and wait for stdin (see [`mark`]).
+    pub marks: bool,
 }
 
 /// What one bench process measures.
@@ -209,11 +230,13 @@ pub async fn measure_matrix(client: &str, interop: &interop::Client, config: &Ma
     };
     sequential_latencies(interop, WARMUP_CALLS, &payload).await.map_err(failed)?;
 
+    mark(config.marks)?;
     let cpu = CpuClock::start();
     let start = Instant::now();
     let mut samples = sequential_latencies(interop, config.calls, &payload).await.map_err(failed)?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_us = cpu.elapsed_us();
+    mark(config.marks)?;
     let latency = (micros(percentile(&mut samples, 50.0)), micros(percentile(&mut samples, 99.0)));
     let mut measurements = vec![measurement(None, seconds, Some(latency), cpu_us)];
 
@@ -222,7 +245,9 @@ pub async fn measure_matrix(client: &str, interop: &interop::Client, config: &Ma
         let start = Instant::now();
         pipelined_throughput(interop, config.calls, window, &payload).await.map_err(failed)?;
         let seconds = start.elapsed().as_secs_f64();
-        measurements.push(measurement(Some(window), seconds, None, cpu.elapsed_us()));
+        let cpu_us = cpu.elapsed_us();
+        mark(config.marks)?;
+        measurements.push(measurement(Some(window), seconds, None, cpu_us));
     }
     Ok(measurements)
 }
