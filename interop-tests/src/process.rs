@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn a_failing_mark_handler_stops_the_child() {
         let started = Instant::now();
-        let outcome = run_with_marks("sh", &["-c", "echo mark; sleep 30"], Duration::from_secs(20), "mark", &mut || Err("no clock".into()));
+        let outcome = run_with_marks("sh", &["-c", "echo mark; exec sleep 30"], Duration::from_secs(20), "mark", &mut || Err("no clock".into()));
         assert!(outcome.unwrap_err().contains("no clock"));
         assert!(started.elapsed() < Duration::from_secs(10), "the child was not killed");
     }
