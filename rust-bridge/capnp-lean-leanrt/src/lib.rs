@@ -28,6 +28,8 @@ mod external;
 #[allow(unsafe_code)]
 mod io;
 #[allow(unsafe_code)]
+mod lifecycle;
+#[allow(unsafe_code)]
 mod object;
 #[allow(unsafe_code)]
 mod runtime;
@@ -38,7 +40,8 @@ pub use closure::{alloc_closure, apply};
 pub use external::ExternalClass;
 pub use io::{io_error_to_string, mk_user_error, IoError, IoResult};
 pub use object::{alloc_ctor, alloc_small_object, dec, inc, inc_ref_n, Obj};
-pub use runtime::{runtime, InitMode, LeanRuntime, RuntimeError, RuntimeFns, ThreadAttachment};
+pub use lifecycle::{InitMode, ThreadAttachment};
+pub use runtime::{runtime, LeanRuntime, RuntimeError, RuntimeFns};
 pub use values::{
     array_get, array_len, box_f64, box_u32, box_u64, byte_array_bytes, mk_array, mk_byte_array, mk_string, string_len,
     string_str, unbox_f64, unbox_u64,

@@ -8,7 +8,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::runtime::RuntimeShared;
+use crate::ffi::RuntimeHandle;
 use futures::future::LocalBoxFuture;
 use futures::task::{waker, ArcWake};
 use std::cell::{Cell, RefCell};
@@ -16,6 +16,13 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Context;
+
+/// Shared by everything that must reach the loop thread after creation (runtimes, loop tasks,
+/// hosted servers). The handle is also shared with the Lean glue's runtime objects when Rust
+/// servers are hosted for Lean (`capnp_lean_glue::serve`).
+pub(crate) struct RuntimeShared {
+    pub handle: Arc<RuntimeHandle>,
+}
 
 thread_local! {
     static ON_SOME_LOOP_THREAD: Cell<bool> = const { Cell::new(false) };

@@ -2,10 +2,9 @@
 //! promise capabilities: the safe entry points of the bridge.
 
 use crate::error::Error;
-use crate::executor::{mark_loop_thread, on_some_loop_thread};
+use crate::executor::{mark_loop_thread, on_some_loop_thread, LoopTask, RuntimeShared};
 use crate::ffi::{CapHandle, ConnectionHandle, ListenerHandle, ResolverHandle, RuntimeHandle};
 use crate::hooks::{cap_of, BridgeClient};
-use crate::executor::LoopTask;
 use crate::server::{Dispatcher, ServedCapability};
 use capnp::capability::{FromClientHook, FromServer};
 use futures::channel::oneshot;
@@ -13,13 +12,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-
-/// Shared by everything that must reach the loop thread after creation. The handle is shared
-/// with the Lean glue's runtime objects when Rust servers are hosted for Lean
-/// ([`crate::glue::serve`]).
-pub(crate) struct RuntimeShared {
-    pub handle: Arc<RuntimeHandle>,
-}
 
 /// A capnp-lean runtime: one thread running KJ's event loop, with its RPC connections.
 ///

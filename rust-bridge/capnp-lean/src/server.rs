@@ -6,10 +6,9 @@
 //! panics fails its call (`Failed`, "panic in a server method: …"); the panic never reaches C++.
 
 use crate::error::Error;
-use crate::executor::{LoopCell, LoopTask};
+use crate::executor::{LoopCell, LoopTask, RuntimeShared};
 use crate::ffi::{HostServer, ServerCallHandle};
 use crate::hooks::{respond_lent, BridgeClient, BridgeParams, BridgeResults, CapTable, ResultsSlot};
-use crate::runtime::RuntimeShared;
 use capnp::capability::{Params, Results, Server};
 use std::cell::RefCell;
 use std::collections::HashMap;
