@@ -239,7 +239,7 @@ lean_externs! {
     /// (segments : @& Array ByteArray) (caps : @& Array (Option Cap)) (timeoutMs : UInt64)
     /// (onDone : Except IO.Error Payload → BaseIO Unit) : IO Call` — like `Cap.call`; if no
     /// answer came `timeoutMs` after the call started (KJ's timer), the call is cancelled
-    /// (Finish) and `onDone` receives `overloaded` "timed out after <limit>".
+    /// (Finish) and `onDone` receives `overloaded` `"timed out after <limit>"`.
     fn capnp_lean_kj_cap_call_timeout(target: Borrowed, interface_id: U64, method_id: U16, segs: Borrowed, caps: Borrowed, timeout_ms: U64, on_done: Owned) {
         // SAFETY: the arguments as declared, forwarded.
         unsafe { start_call(target, interface_id, method_id, segs, caps, on_done, Some(Duration::from_millis(timeout_ms))) }

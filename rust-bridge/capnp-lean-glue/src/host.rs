@@ -4,7 +4,7 @@
 //!
 //! The server runs on the Lean runtime's KJ loop thread, exactly as [`capnp_lean::RuntimeRef::serve`]
 //! runs it; calls from Lean never leave the process. A method that panics fails only its own
-//! call: Lean's `onDone` receives `failed` "panic in a server method: <panic message>".
+//! call: Lean's `onDone` receives `failed` `"panic in a server method: <panic message>"`.
 
 use crate::objects::{classes, expect, wrap_cap};
 use crate::GlueError;
@@ -45,7 +45,7 @@ pub fn runtime_ref(runtime: &Obj) -> Result<RuntimeRef, GlueError> {
 /// ```
 ///
 /// Methods run on the loop thread and must not block. A method that panics answers its call
-/// with `failed` "panic in a server method: <message>"; the server stays usable.
+/// with `failed` `"panic in a server method: <message>"`; the server stays usable.
 pub fn serve<C, S>(runtime: &Obj, server: S) -> Result<Obj, GlueError>
 where
     C: FromServer<S>,

@@ -4,7 +4,7 @@
 //! Clients and servers are the ones capnpc-rust generates: a bootstrap capability comes back as
 //! `foo::Client`, calls are `client.bar_request()` … `.send().promise.await`, pipelining is
 //! `.pipeline.get_baz()`, and servers implement `foo::Server` and are hosted with
-//! [`Runtime::serve`]. Underneath, every call runs through KJ on the runtime's loop thread.
+//! [`RuntimeRef::serve`]. Underneath, every call runs through KJ on the runtime's loop thread.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), capnp_lean::Error> {

@@ -411,7 +411,7 @@ impl Listener {
     }
 }
 
-/// Settles a promise capability made by [`Runtime::promise_client`]. Dropping it unresolved
+/// Settles a promise capability made by [`RuntimeRef::promise_client`]. Dropping it unresolved
 /// rejects the promise.
 pub struct Resolver<C> {
     handle: ResolverHandle,
