@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the tests that exercise the C++ shim with AddressSanitizer + UndefinedBehaviorSanitizer
-# compiled into the shim (CAPNP_LEAN_SANITIZE=1, see ffi-cxx/build.rs) and the sanitizer runtime
+# compiled into the shim (CAPNP_LEAN_SANITIZE=1, see ffi-cxx/capnp-lean-sys/build.rs) and the sanitizer runtime
 # linked into the Rust test binaries; LeakSanitizer checks for leaks at every process exit.
 # Any report fails the run. Debian's libcapnp/libkj stay uninstrumented (their allocations are
 # still tracked: ASan intercepts malloc/new process-wide).
@@ -8,7 +8,7 @@
 # Run:   bash scripts/test-sanitizers.sh          (CI runs it from scripts/test.sh)
 # Uses its own target directory (target/sanitize) so the normal build is never mixed with it.
 #
-# Not run here, on purpose: tests that load the Lean runtime (rust-bridge glue_*/lean_*/loader_*,
+# Not run here, on purpose: tests that load the Lean runtime (capnp-lean-glue, capnp-lean-leanrt, capnp-lean-loader,
 # interop-tests glue_*): Lean's bundled allocator and unwinder are not built for ASan, and what
 # they would test is Lean's code, not the shim.
 set -euo pipefail
@@ -35,8 +35,8 @@ run() {
   timeout 1200 cargo test --quiet --target "$target" "$@"
 }
 
-run -p capnp-lean-ffi --tests
-run -p capnp-lean-bridge --test api
+run -p capnp-lean-sys --tests
+run -p capnp-lean --test api
 # The peer binaries these spawn (bridge-peer, rust-peer, reliability-peer) are built with the
 # same flags, so hostile frames and killed peers hit a sanitized shim in every process.
 run -p interop-tests --test bridge_faults --test reliability_peer_death --test reliability_hostile_frames

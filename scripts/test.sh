@@ -22,8 +22,8 @@ CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --t
 # Tests that compile Lean need lake; they are #[ignore]d in plain `cargo test` and run here.
 if command -v lake >/dev/null 2>&1; then
   cargo test -p capnpc-lean --test lake -- --ignored
-  cargo test -p lean-toolchain --test lake_seam -- --ignored
-  cargo test -p capnp-lean-bridge --test loader_real_lake -- --ignored
+  cargo test -p capnp-lean-toolchain --test lake_seam -- --ignored
+  cargo test -p capnp-lean-loader --test loader_real_lake -- --ignored
   cargo test -p interop-tests --test glue_lake_example -- --ignored
 else
   echo "SKIPPED: the Lean compilation tests (lean-rpc lake test, real Lake bundle, Lean example client): lake not found; install Lean 4.35.0 with elan (https://github.com/leanprover/elan) or set LEAN_SYSROOT" >>"$skips"

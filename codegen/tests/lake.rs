@@ -1,6 +1,6 @@
 //! Runs the Lean package's own tests (`lake test` in `lean-rpc/`: vectors, builders, wire edge
 //! cases, Loopback RPC). Lean is not installed in CI, so without a toolchain this prints
-//! `SKIPPED: …` (the project's one discovery and skip rule, `lean_toolchain::test_support`);
+//! `SKIPPED: …` (the project's one discovery and skip rule, `capnp_lean_toolchain::test_support`);
 //! `CAPNP_LEAN_STRICT=1` makes a missing `lake` a failure.
 
 mod common;
@@ -11,7 +11,7 @@ use std::process::Command;
 #[ignore = "needs a Lean toolchain with lake: scripts/test.sh runs it (--ignored) where lake exists"]
 fn lake_test_passes_in_lean_rpc() {
     let dir = common::repo_root().join("lean-rpc");
-    let Some(install) = lean_toolchain::test_support::toolchain_or_skip(&dir) else {
+    let Some(install) = capnp_lean_toolchain::test_support::toolchain_or_skip(&dir) else {
         eprintln!(
             "SKIPPED: lake not found (install elan and Lean 4.35: \
              curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh; \

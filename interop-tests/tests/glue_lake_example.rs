@@ -19,7 +19,7 @@ fn repo() -> PathBuf {
 #[ignore = "needs a Lean toolchain with lake: scripts/test.sh runs it (--ignored) where lake exists"]
 fn the_lean_example_client_calls_the_demo_calculator_through_the_kj_backend() {
     let lean_rpc = repo().join("lean-rpc");
-    let Some(toolchain) = lean_toolchain::test_support::toolchain_or_skip(&lean_rpc) else { return };
+    let Some(toolchain) = capnp_lean_toolchain::test_support::toolchain_or_skip(&lean_rpc) else { return };
     let lakefile = std::fs::read_to_string(lean_rpc.join("lakefile.toml")).unwrap();
     assert!(
         lakefile.contains("kj-calculator") && lakefile.contains("capnp_lean_glue"),

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use capnp::message::Builder;
 use capnp::traits::HasTypeId;
-use capnp_lean::glue::{self, GlueError};
-use capnp_lean::lean::{self, Obj};
+use capnp_lean_glue::{self as glue, GlueError};
+use capnp_lean_leanrt::{self as lean, Obj};
 use capnp_lean::ErrorKind;
 use capnp_schemas::calculator_capnp::calculator::{function, value};
 use glue_support::{err, ok, Raw, Shared};

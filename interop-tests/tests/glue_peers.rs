@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use capnp::message::{Builder, HeapAllocator};
 use capnp::traits::{HasTypeId, ImbueMut};
-use capnp_lean::glue::{self, GlueError};
-use capnp_lean::lean::{self, Obj};
+use capnp_lean_glue::{self as glue, GlueError};
+use capnp_lean_leanrt::{self as lean, Obj};
 use capnp_lean::ErrorKind;
 use capnp_schemas::calculator_capnp::calculator::{self, function, value};
 use capnp_schemas::interop_capnp::{counter, interop};

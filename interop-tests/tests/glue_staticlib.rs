@@ -68,7 +68,7 @@ fn repo() -> PathBuf {
 
 #[test]
 fn the_static_glue_library_works_in_a_program_that_links_the_lean_runtime_itself() {
-    let Some(install) = lean_toolchain::test_support::runtime_or_skip(env!("CARGO_MANIFEST_DIR")) else { return };
+    let Some(install) = capnp_lean_toolchain::test_support::runtime_or_skip(env!("CARGO_MANIFEST_DIR")) else { return };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let profile = target_dir().file_name().unwrap().to_string_lossy().to_string();
     let mut build = Command::new(cargo);

@@ -122,7 +122,7 @@ fn tools_available() -> Result<(), String> {
 #[test]
 fn calls_survive_loss_time_out_fail_on_link_loss_and_reconnect_after() {
     if let Err(reason) = tools_available() {
-        lean_toolchain::test_support::skip(&format!("netns fault test: {reason}"));
+        capnp_lean_toolchain::test_support::skip(&format!("netns fault test: {reason}"));
         return;
     }
     let link = Link::create();

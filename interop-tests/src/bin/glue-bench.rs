@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use capnp::capability::FromClientHook;
 use capnp::traits::HasTypeId;
-use capnp_lean::glue;
-use capnp_lean::lean::{self, abi::LeanObject, InitMode, IoResult, LeanRuntime, Obj};
+use capnp_lean_glue as glue;
+use capnp_lean_leanrt::{self as lean, abi::LeanObject, InitMode, IoResult, LeanRuntime, Obj};
 use capnp_schemas::interop_capnp::interop;
 use interop_tests::bridge_peer::{bootstrap_for, Service};
 use interop_tests::cli::{number, option};

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use capnp_lean::lean::{InitMode, LeanRuntime};
+use capnp_lean_leanrt::{InitMode, LeanRuntime};
 use interop_tests::cli::{number, option};
 use interop_tests::process::run_to_completion;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use capnp::message::{Builder, HeapAllocator, Reader, ReaderOptions, ReaderSegments};
 use capnp::Word;
-use capnp_lean::glue;
-use capnp_lean::lean::{self, abi::LeanObject, alloc_ctor, ExternalClass, InitMode, IoResult, LeanRuntime, Obj};
+use capnp_lean_glue as glue;
+use capnp_lean_leanrt::{self as lean, abi::LeanObject, alloc_ctor, ExternalClass, InitMode, IoResult, LeanRuntime, Obj};
 
 /// A raw Lean object pointer.
 pub type Raw = *mut LeanObject;
@@ -24,7 +24,7 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub fn runtime() -> Option<&'static LeanRuntime> {
     static RT: OnceLock<Option<&'static LeanRuntime>> = OnceLock::new();
     *RT.get_or_init(|| {
-        let install = lean_toolchain::test_support::runtime_or_skip(env!("CARGO_MANIFEST_DIR"))?;
+        let install = capnp_lean_toolchain::test_support::runtime_or_skip(env!("CARGO_MANIFEST_DIR"))?;
         let rt = LeanRuntime::open(&install.runtime_library).expect("the Lean runtime opens");
         rt.initialize(InitMode::RuntimeModule).expect("the Lean runtime initializes");
         Some(rt)

@@ -6,7 +6,7 @@ import Std.Data.HashMap
 # Capnp.Rpc.Kj
 
 The KJ backend: Cap'n Proto RPC over KJ's C++ `RpcSystem`, reached through the Rust glue
-(`rust-bridge/src/glue`, linked as the static library `capnp_lean_glue`) and the capnp-lean C ABI.
+(`rust-bridge/capnp-lean-glue`, linked as the static library `capnp_lean_glue`) and the capnp-lean C ABI.
 
 Part one declares the externs. Their handles (`Runtime`, `Connection`, `Listener`, `Cap`, `Call`,
 `ServerCall`, `Resolver`) are `External` objects: when Lean drops the last reference, the
@@ -21,14 +21,14 @@ answer a `ServerCall` later from any thread. `Runtime.connect`, `Runtime.listen`
 `…With` forms) and `Runtime.stats` block and fail on the loop thread.
 
 Capabilities hosted by the Rust program in the same process (capnpc-rust generated servers,
-handed over by `capnp_lean::glue::serve`) arrive as ordinary `Cap`s: call them with `Cap.call`,
+handed over by `capnp_lean_glue::serve`) arrive as ordinary `Cap`s: call them with `Cap.call`,
 or `Context.register` them for typed clients. A panic in such a server fails only that call
 (`failed`, "panic in a server method: …").
 
 Part two is the `Backend` over those externs: `CapHandle` ids index a table of `Cap`s, calls
 complete through an `IO.Promise` resolved by `onDone`, servers run generated dispatchers.
 The `@[extern]` declarations below are checked against the glue's exports by
-`rust-bridge/tests/glue_externs.rs`: change both sides together.
+`rust-bridge/capnp-lean-glue/tests/glue_externs.rs`: change both sides together.
 -/
 
 namespace Capnp.Rpc.Kj
@@ -121,7 +121,7 @@ structure ConnectionOptions where
   transport : Transport := .coalescing
   deriving Repr, BEq, Inhabited
 
-/-! ## Externs (implemented in rust-bridge/src/glue/externs.rs, same order) -/
+/-! ## Externs (implemented in rust-bridge/capnp-lean-glue/src/externs.rs, same order) -/
 
 /-- Starts a runtime. -/
 @[extern "capnp_lean_kj_runtime_new"]
