@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing system packages, provisions the pinned Lean 4.35.0 runtime
-# (the glue and loader tests run against it), type-checks every Lean file we ship and fresh
+# (the glue and loader tests run against it), builds the library docs as docs.rs would
+# (scripts/check-docs.sh: no Cap'n Proto, warnings denied), type-checks every Lean file we ship and fresh
 # capnpc-lean output with a real Lean frontend (scripts/lean-check.sh), then the whole
 # workspace's tests, the bridge interop suites again on KJ's stock transport, and — where lake
 # exists — the tests that compile Lean. Skips are listed at the end; CAPNP_LEAN_STRICT=1 turns every skip into a failure.
@@ -12,6 +13,7 @@ skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 export CAPNP_LEAN_SKIP_LOG="$skips"
 cargo build --quiet --workspace --all-targets
+bash scripts/check-docs.sh
 bash scripts/lean-check.sh
 cargo test --workspace --no-fail-fast
 bash scripts/test-sanitizers.sh
