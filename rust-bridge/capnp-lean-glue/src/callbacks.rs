@@ -110,7 +110,7 @@ impl Completion {
                 drop(lean::apply(self.on_done.get(), vec![argument, world()]));
             }));
             if let Err(panic) = outcome {
-                eprintln!("capnp-lean glue: call completion panicked: {}", panic_text(panic.as_ref()));
+                log::error!("capnp-lean glue: call completion panicked: {}", panic_text(panic.as_ref()));
             }
             drop(self);
         });
@@ -150,7 +150,7 @@ impl HostServer for LeanServer {
             if let Err(panic) = outcome {
                 // The context was consumed by the closure; if it is dropped unanswered the
                 // caller gets a FAILED error from the ABI.
-                eprintln!("capnp-lean glue: server handler panicked: {}", panic_text(panic.as_ref()));
+                log::error!("capnp-lean glue: server handler panicked: {}", panic_text(panic.as_ref()));
             }
         });
     }
@@ -186,7 +186,7 @@ impl Watcher {
                 drop(lean::apply(self.on_end.get(), vec![reason.to_io_error(), world()]));
             }));
             if let Err(panic) = applied {
-                eprintln!("capnp-lean glue: disconnect closure panicked: {}", panic_text(panic.as_ref()));
+                log::error!("capnp-lean glue: disconnect closure panicked: {}", panic_text(panic.as_ref()));
             }
             drop(self);
         };

@@ -73,10 +73,10 @@ unsafe fn take_callback<T>(user_data: *mut c_void) -> Box<T> {
 }
 
 /// Runs host code called back from C++: a panic must never unwind across the ABI, so it is
-/// caught here and reported on stderr (each callback's own contract says what then happens).
+/// caught here and reported through `log` (silent unless the host installs a logger) (each callback's own contract says what then happens).
 fn contain_panic(what: &str, f: impl FnOnce()) {
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-        eprintln!("capnp-lean: a panic in a {what} callback was contained");
+        log::error!("capnp-lean: a panic in a {what} callback was contained");
     }
 }
 

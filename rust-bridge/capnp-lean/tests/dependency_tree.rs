@@ -43,9 +43,9 @@ fn the_rpc_api_pulls_in_no_loader_toolchain_serde_or_lean_crate() {
 }
 
 #[test]
-fn the_rpc_api_depends_directly_only_on_the_abi_capnp_futures_and_thiserror() {
+fn the_rpc_api_depends_directly_only_on_the_abi_capnp_futures_thiserror_and_log() {
     let direct = normal_dependencies(Some(1));
     let expected: BTreeSet<String> =
-        ["capnp-lean", "capnp-lean-sys", "capnp", "futures", "thiserror"].iter().map(|s| s.to_string()).collect();
+        ["capnp-lean", "capnp-lean-sys", "capnp", "futures", "thiserror", "log"].iter().map(|s| s.to_string()).collect();
     assert_eq!(direct, expected);
 }
