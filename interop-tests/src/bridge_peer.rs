@@ -18,7 +18,8 @@ use crate::servers::interop::InteropServer;
 /// Connection options for the bridge peers and tests: the defaults, with the transport taken
 /// from `CAPNP_LEAN_TRANSPORT` (`stock` or `coalescing`) so the whole interop suite can be run
 /// on either, and the deadlines for peers that do not progress from
-/// `CAPNP_LEAN_HANDSHAKE_TIMEOUT_MS` / `CAPNP_LEAN_STALL_TIMEOUT_MS` (`off` for none). An
+/// `CAPNP_LEAN_HANDSHAKE_TIMEOUT_MS` / `CAPNP_LEAN_STALL_TIMEOUT_MS`, and the send-queue bound
+/// from `CAPNP_LEAN_SEND_QUEUE_LIMIT_BYTES` / `CAPNP_LEAN_SEND_QUEUE_TIMEOUT_MS` (`off` for none). An
 /// unknown value is an error rather than a silent default.
 pub fn connection_options() -> ConnectionOptions {
     let transport = match std::env::var("CAPNP_LEAN_TRANSPORT").as_deref() {
@@ -31,6 +32,12 @@ pub fn connection_options() -> ConnectionOptions {
         transport,
         handshake_timeout: timeout_from_env("CAPNP_LEAN_HANDSHAKE_TIMEOUT_MS", defaults.handshake_timeout),
         stall_timeout: timeout_from_env("CAPNP_LEAN_STALL_TIMEOUT_MS", defaults.stall_timeout),
+        send_queue_timeout: timeout_from_env("CAPNP_LEAN_SEND_QUEUE_TIMEOUT_MS", defaults.send_queue_timeout),
+        send_queue_limit: match std::env::var("CAPNP_LEAN_SEND_QUEUE_LIMIT_BYTES").as_deref() {
+            Err(_) | Ok("") => defaults.send_queue_limit,
+            Ok("off") => None,
+            Ok(bytes) => Some(bytes.parse().unwrap_or_else(|_| panic!("CAPNP_LEAN_SEND_QUEUE_LIMIT_BYTES={bytes:?}: expected bytes or `off`"))),
+        },
         ..defaults
     }
 }

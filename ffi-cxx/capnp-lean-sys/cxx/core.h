@@ -212,6 +212,8 @@ struct ConnectionLimits {
   uint32_t deadPeerTimeoutMs = 0;  // 0: leave the socket's timeouts alone
   uint32_t handshakeTimeoutMs = 30000;  // accepted connections only; 0: off
   uint32_t stallTimeoutMs = 60000;      // 0: off
+  uint64_t sendQueueLimitBytes = 16u << 20;  // 0: no bound
+  uint32_t sendQueueTimeoutMs = 60000;       // 0: off
   bool coalescing = true;          // CoalescingMessageStream rather than KJ's stock stream
 
   // Loop: applies the socket-level settings to a freshly connected stream.
@@ -302,6 +304,7 @@ struct capnp_lean_connection {
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
   kj::Maybe<kj::Promise<void>> disconnectWatch;
+  kj::Maybe<kj::Promise<void>> deadlineWatch;  // ends the connection when a deadline passes
   capnp_lean_disconnect_fn onDisconnect = nullptr;
   void* disconnectUserData = nullptr;
   kj::Maybe<capnp_lean::ErrorData> endReason;

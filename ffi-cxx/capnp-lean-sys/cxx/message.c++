@@ -298,6 +298,13 @@ bool ConnectionLimits::from(const capnp_lean_connection_options* options, Connec
           options->handshake_timeout_ms, out.handshakeTimeoutMs);
   timeout(offsetof(capnp_lean_connection_options, stall_timeout_ms),
           options->stall_timeout_ms, out.stallTimeoutMs);
+  if (has(offsetof(capnp_lean_connection_options, send_queue_limit_bytes), sizeof(uint64_t)) &&
+      options->send_queue_limit_bytes != 0) {
+    out.sendQueueLimitBytes =
+        options->send_queue_limit_bytes == CAPNP_LEAN_UNLIMITED ? 0 : options->send_queue_limit_bytes;
+  }
+  timeout(offsetof(capnp_lean_connection_options, send_queue_timeout_ms),
+          options->send_queue_timeout_ms, out.sendQueueTimeoutMs);
   if (has(offsetof(capnp_lean_connection_options, transport), sizeof(uint32_t))) {
     switch (options->transport) {
       case CAPNP_LEAN_TRANSPORT_DEFAULT: break;

@@ -41,6 +41,22 @@ std::string toString(const uint8_t* data, size_t len) {
   return std::string(reinterpret_cast<const char*>(data), len);
 }
 
+// Loop: closes `conn` (telling the host why) and, for a connection a listener accepted, frees
+// it. Closing destroys the promise that asked for it, so it happens in a later turn; whichever
+// of the disconnect and the deadline watch comes first wins.
+void endConnectionSoon(LoopState* state, capnp_lean_connection* conn, ErrorData reason) {
+  state->tasks.add(kj::evalLater([state, conn, reason = kj::mv(reason)]() {
+    if (state->connections.count(conn) == 0 || conn->endReason != nullptr) return;
+    conn->close(reason, true);
+    if (!conn->hostOwned) {
+      state->connections.erase(conn);
+      conn->core->unref();
+      delete conn;
+      state->returnMemorySoon();
+    }
+  }));
+}
+
 // Starts RPC over `stream`; `conn` must already be registered with the loop.
 void startConnection(LoopState& loop, capnp_lean_connection* conn,
                      kj::Own<kj::AsyncIoStream> stream,
@@ -54,15 +70,25 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
       limits.stallTimeoutMs * kj::MILLISECONDS);
   conn->stream = kj::heap<ProgressStream>(kj::mv(stream), *conn->watch);
   kj::Function<bool()> bufferedInput = []() { return false; };  // the stock stream reads exactly
+  CoalescingMessageStream* coalescing = nullptr;
   if (limits.coalescing) {
-    auto coalescing = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
-    bufferedInput = [stream = coalescing.get()]() { return stream->hasBufferedInput(); };
-    conn->transport = kj::mv(coalescing);
+    auto owned = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
+    coalescing = owned.get();
+    bufferedInput = [coalescing]() { return coalescing->hasBufferedInput(); };
+    conn->transport = kj::mv(owned);
   } else {
     conn->transport = kj::heap<capnp::AsyncIoMessageStream>(*conn->stream);
   }
-  conn->messageStream = kj::heap<WatchedMessageStream>(*conn->transport, *conn->watch, kj::mv(bufferedInput));
+  SendQueueBound bound{limits.sendQueueLimitBytes, limits.sendQueueTimeoutMs * kj::MILLISECONDS};
+  auto watched = kj::heap<WatchedMessageStream>(*conn->transport, *conn->watch, kj::mv(bufferedInput), bound);
+  WatchedMessageStream* watchedStream = watched.get();
+  conn->messageStream = kj::mv(watched);
   conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
+  capnp::TwoPartyVatNetwork* network = conn->network.get();
+  watchedStream->setQueueProbe([network, coalescing]() {
+    return network->getCurrentQueueSize() + (coalescing != nullptr ? coalescing->queuedBytes() : 0);
+  });
+  if (coalescing != nullptr) coalescing->onWritten([watchedStream]() { watchedStream->wroteSome(); });
   KJ_IF_MAYBE(hook, bootstrap) {
     conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
   } else {
@@ -81,18 +107,15 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
         error.message = "the connection to " + conn->address + " failed: " + error.message;
         return error;
       })
-      .then([state, conn](ErrorData reason) {
-        // Closing destroys this very promise, so it happens in a later turn.
-        state->tasks.add(kj::evalLater([state, conn, reason = kj::mv(reason)]() {
-          if (state->connections.count(conn) == 0) return;
-          conn->close(reason, true);
-          if (!conn->hostOwned) {
-            state->connections.erase(conn);
-            conn->core->unref();
-            delete conn;
-            state->returnMemorySoon();
-          }
-        }));
+      .then([state, conn](ErrorData reason) { endConnectionSoon(state, conn, kj::mv(reason)); })
+      .eagerlyEvaluate(nullptr);
+  // A missed deadline ends the connection itself: KJ's orderly shutdown would wait for queued
+  // writes to a peer that may never read them.
+  conn->deadlineWatch = conn->watch->failure()
+      .catch_([state, conn](kj::Exception&& e) {
+        (void)e;
+        endConnectionSoon(state, conn, ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED,
+            "the connection to " + conn->address + " was ended: " + conn->watch->reason()});
       })
       .eagerlyEvaluate(nullptr);
 }
@@ -154,6 +177,7 @@ void capnp_lean_connection::fireDisconnect(const capnp_lean_error* error) {
 void capnp_lean_connection::close(ErrorData reason, bool notify) {
   if (endReason == nullptr) endReason = reason;
   disconnectWatch = nullptr;
+  deadlineWatch = nullptr;
   rpc = nullptr;
   network = nullptr;
   messageStream = nullptr;

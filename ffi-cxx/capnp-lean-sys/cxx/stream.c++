@@ -292,6 +292,7 @@ void CoalescingMessageStream::wrote() {
     for (auto& waiter : drainWaiters) waiter->fulfill();
     drainWaiters.clear();
   }
+  written();
 }
 
 void CoalescingMessageStream::failed(kj::Exception&& exception) {

@@ -38,6 +38,10 @@ class CoalescingMessageStream final : public capnp::MessageStream,
 
   // Whether bytes read from the socket are waiting in the buffer (part of a next message).
   bool hasBufferedInput() const { return readEnd > readStart; }
+  // Bytes accepted for writing and not yet written (queued, or in the write in flight).
+  size_t queuedBytes() const { return pending.size + sending.size; }
+  // Called after each completed socket write.
+  void onWritten(kj::Function<void()> callback) { written = kj::mv(callback); }
 
  private:
   // The segment table at the front of the read buffer.
@@ -82,6 +86,7 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;
+  kj::Function<void()> written = []() {};
   kj::Canceler writeCanceler;  // stops a write whose borrowed segments are about to be freed
   // Last, so it is destroyed first: in-flight writes and flushes are cancelled while the
   // buffers they point into still exist.

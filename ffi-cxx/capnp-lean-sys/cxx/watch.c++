@@ -81,9 +81,60 @@ kj::Promise<size_t> ProgressStream::readSome(kj::byte* buffer, size_t minBytes, 
       });
 }
 
+kj::Promise<void> WatchedMessageStream::writeMessage(
+    kj::ArrayPtr<const int> fds, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  return inner.writeMessage(fds, segments).then([this]() { wroteSome(); });
+}
+
+kj::Promise<void> WatchedMessageStream::writeMessages(
+    kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
+  return inner.writeMessages(messages).then([this]() { wroteSome(); });
+}
+
+void WatchedMessageStream::wroteSome() {
+  // Only while a read is held back: otherwise writes cost nothing extra. Checked in a later
+  // turn, once KJ's network has taken the written message off its own queue.
+  if (drainWaiter.get() == nullptr || checkScheduled) return;
+  checkScheduled = true;
+  tasks.add(kj::evalLater([this]() {
+    checkScheduled = false;
+    checkDrained();
+  }));
+}
+
+void WatchedMessageStream::checkDrained() {
+  if (drainWaiter.get() == nullptr || queuedBytes() > bound.limit / 2) return;
+  stuckDeadline = nullptr;
+  auto waiter = kj::mv(drainWaiter);
+  waiter->fulfill();
+}
+
+kj::Promise<void> WatchedMessageStream::drained() {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  drainWaiter = kj::mv(paf.fulfiller);
+  if (bound.stuckTimeout > 0 * kj::SECONDS) {
+    auto queued = queuedBytes();
+    stuckDeadline = watch.clock().afterDelay(bound.stuckTimeout)
+        .then([this, queued]() {
+          watch.fail("the peer did not read what it was sent: " + std::to_string(queued) +
+                     " bytes queued for over " + millis(bound.stuckTimeout));
+        })
+        .eagerlyEvaluate(nullptr);
+  }
+  return kj::mv(paf.promise);
+}
+
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> WatchedMessageStream::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
     kj::ArrayPtr<capnp::word> scratchSpace) {
+  if (bound.limit > 0 && queuedBytes() > bound.limit) {
+    // Backpressure: read nothing more from this peer until it has read what it was sent.
+    return drained()
+        .exclusiveJoin(watch.failure())
+        .then([this, fdSpace, options, scratchSpace]() {
+          return tryReadMessage(fdSpace, options, scratchSpace);
+        });
+  }
   watch.readStarted();
   return inner.tryReadMessage(fdSpace, options, scratchSpace)
       .then([this](kj::Maybe<capnp::MessageReaderAndFds>&& message) {

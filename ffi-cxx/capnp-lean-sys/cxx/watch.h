@@ -1,7 +1,8 @@
 // Deadlines for peers that do not progress, for both transports: a connection whose first
 // message never arrives (handshake timeout, accepted connections only: a server speaks only when
 // spoken to, so a client waiting for it is not stuck) and a message whose first bytes arrived but
-// whose rest does not (stall timeout, which also ends one-byte-a-second dribblers).
+// whose rest does not (stall timeout, which also ends one-byte-a-second dribblers); and the
+// send-queue bound (SendQueueBound), which stops reading from a peer that does not read.
 //
 // Bytes are seen by ProgressStream, wrapped around the socket; whole messages by
 // WatchedMessageStream, wrapped around the transport. A stall counts only while the transport is
@@ -31,6 +32,9 @@ class ProgressWatch final : private kj::TaskSet::ErrorHandler {
   kj::Promise<void> failure() { return failed.addBranch(); }
   // Why the connection was ended, if a deadline ended it.
   const std::string& reason() const { return failReason; }
+  // Ends the connection now (the first reason wins).
+  void fail(std::string reason);
+  kj::Timer& clock() { return timer; }
 
  private:
   kj::Timer& timer;
@@ -47,7 +51,6 @@ class ProgressWatch final : private kj::TaskSet::ErrorHandler {
   bool stallArmed = false;
   kj::TaskSet timers{*this};  // the armed stall deadline; last, so it is cancelled first
 
-  void fail(std::string reason);
   void armStall(kj::TimePoint at);
   void stallCheck();
   void taskFailed(kj::Exception&& exception) override { (void)exception; }
@@ -85,25 +88,37 @@ class ProgressStream final : public kj::AsyncIoStream {
   kj::Promise<size_t> readSome(kj::byte* buffer, size_t minBytes, size_t maxBytes, size_t done);
 };
 
-// The transport, with message boundaries reported to the watch and its deadlines enforced on
-// every read. `bufferedInput` says whether the transport holds bytes it has not yet returned.
-class WatchedMessageStream final : public capnp::MessageStream {
+// The bound on what a connection has queued for its peer and not yet written: above `limit`
+// bytes the connection stops reading (so a peer that sends calls but never reads the answers
+// stops being served) until the queue is back under half the limit; a queue that stays above
+// the limit for `stuckTimeout` ends the connection. A zero limit or timeout turns that part off.
+struct SendQueueBound {
+  size_t limit = 0;
+  kj::Duration stuckTimeout = 0 * kj::SECONDS;
+};
+
+// The transport, with message boundaries reported to the watch, its deadlines enforced on every
+// read, and the send-queue bound applied before each read. `bufferedInput` says whether the
+// transport holds bytes it has not yet returned; `queuedBytes` (set once the network exists)
+// how many bytes wait to be written, in the network's queue and the transport's.
+class WatchedMessageStream final : public capnp::MessageStream,
+                                   private kj::TaskSet::ErrorHandler {
  public:
   WatchedMessageStream(capnp::MessageStream& inner, ProgressWatch& watch,
-                       kj::Function<bool()> bufferedInput)
-      : inner(inner), watch(watch), bufferedInput(kj::mv(bufferedInput)) {}
+                       kj::Function<bool()> bufferedInput, SendQueueBound bound)
+      : inner(inner), watch(watch), bufferedInput(kj::mv(bufferedInput)), bound(bound) {}
+
+  void setQueueProbe(kj::Function<size_t()> probe) { queuedBytes = kj::mv(probe); }
+  // Something was written to the socket: a reader waiting for the queue to drain re-checks.
+  void wroteSome();
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
       kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
       kj::ArrayPtr<capnp::word> scratchSpace) override;
   kj::Promise<void> writeMessage(kj::ArrayPtr<const int> fds,
-                                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override {
-    return inner.writeMessage(fds, segments);
-  }
+                                 kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) override;
   kj::Promise<void> writeMessages(
-      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override {
-    return inner.writeMessages(messages);
-  }
+      kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) override;
   kj::Maybe<int> getSendBufferSize() override { return inner.getSendBufferSize(); }
   kj::Promise<void> end() override { return inner.end(); }
 
@@ -111,6 +126,16 @@ class WatchedMessageStream final : public capnp::MessageStream {
   capnp::MessageStream& inner;
   ProgressWatch& watch;
   kj::Function<bool()> bufferedInput;
+  SendQueueBound bound;
+  kj::Function<size_t()> queuedBytes = []() -> size_t { return 0; };
+  kj::Own<kj::PromiseFulfiller<void>> drainWaiter;  // a read held back by the bound
+  bool checkScheduled = false;
+  kj::Maybe<kj::Promise<void>> stuckDeadline;
+  kj::TaskSet tasks{*this};  // last: cancelled first
+
+  kj::Promise<void> drained();
+  void checkDrained();
+  void taskFailed(kj::Exception&& exception) override { (void)exception; }
 };
 
 }  // namespace capnp_lean

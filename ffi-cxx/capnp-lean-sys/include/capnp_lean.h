@@ -177,10 +177,21 @@ typedef struct capnp_lean_connection_options {
    * connection spends paused by its own flow limit does not count. Default 60000;
    * CAPNP_LEAN_TIMEOUT_OFF turns it off. */
   uint32_t stall_timeout_ms;
+  /* Bytes this side has queued for the peer and not yet written (answers, calls, releases):
+   * above this the connection stops reading from the peer until the queue is back under half
+   * of it, so a peer that sends calls and never reads the answers stops being served.
+   * Default 16 MiB; CAPNP_LEAN_UNLIMITED: no bound. */
+  uint64_t send_queue_limit_bytes;
+  /* A send queue above send_queue_limit_bytes for this many milliseconds (the peer reads
+   * nothing) ends the connection (DISCONNECTED, "the peer did not read what it was sent ...").
+   * Default 60000; CAPNP_LEAN_TIMEOUT_OFF turns it off. */
+  uint32_t send_queue_timeout_ms;
 } capnp_lean_connection_options;
 
 /* A timeout field set to this never fires. */
 #define CAPNP_LEAN_TIMEOUT_OFF 0xFFFFFFFFu
+/* A size limit set to this is no limit. */
+#define CAPNP_LEAN_UNLIMITED 0xFFFFFFFFFFFFFFFFu
 
 /* The default (currently COALESCING). */
 #define CAPNP_LEAN_TRANSPORT_DEFAULT 0

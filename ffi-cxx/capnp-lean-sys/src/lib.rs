@@ -135,6 +135,8 @@ abi_constants! {
     CAPNP_LEAN_TRANSPORT_COALESCING: u32 = 2;
     /// A timeout option set to this never fires.
     CAPNP_LEAN_TIMEOUT_OFF: u32 = 0xFFFF_FFFF;
+    /// A size limit set to this is no limit.
+    CAPNP_LEAN_UNLIMITED: u64 = u64::MAX;
     /// Error kind: failed.
     CAPNP_LEAN_ERROR_FAILED: capnp_lean_error_kind = 0;
     /// Error kind: overloaded.
@@ -191,6 +193,10 @@ abi_structs! {
         pub handshake_timeout_ms: u32,
         /// Milliseconds a started message may take to complete while the connection reads.
         pub stall_timeout_ms: u32,
+        /// Bytes queued for the peer above which the connection stops reading.
+        pub send_queue_limit_bytes: u64,
+        /// Milliseconds above that limit before the connection is ended.
+        pub send_queue_timeout_ms: u32,
     }
     /// Live object counts.
     pub struct capnp_lean_stats {

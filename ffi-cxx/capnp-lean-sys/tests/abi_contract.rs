@@ -242,7 +242,7 @@ fn connection_options_without_a_struct_size_are_rejected() {
     let h = Harness::new();
     let options = capnp_lean_connection_options {
         struct_size: 0, nesting_limit: 0, traversal_limit_words: 0, flow_limit_words: 0, dead_peer_timeout_ms: 0, transport: 0,
-        handshake_timeout_ms: 0, stall_timeout_ms: 0,
+        handshake_timeout_ms: 0, stall_timeout_ms: 0, send_queue_limit_bytes: 0, send_queue_timeout_ms: 0,
     };
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     let mut conn = ptr::null_mut();

@@ -92,8 +92,9 @@ fn params_of(list: &str) -> Vec<String> {
 /// A C integer literal: decimal or `0x` hex, with an optional `u` suffix.
 fn parse_integer(literal: &str) -> i64 {
     let digits = literal.trim_end_matches(['u', 'U']);
+    // Unsigned 64-bit values compare as their bit pattern, as the Rust side's `as i64` does.
     match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
-        Some(hex) => i64::from_str_radix(hex, 16),
+        Some(hex) => u64::from_str_radix(hex, 16).map(|v| v as i64),
         None => digits.parse(),
     }
     .unwrap_or_else(|e| panic!("integer constant {literal:?}: {e}"))

@@ -74,6 +74,14 @@ pub struct ConnectionOptions {
     /// connection is reading, is disconnected: stalled or one-byte-at-a-time senders (default
     /// 60 s; `None` waits forever). Time paused by the connection's own flow limit does not count.
     pub stall_timeout: Option<std::time::Duration>,
+    /// Bytes this side may have queued for the peer and not yet written: above it the
+    /// connection stops reading from the peer until the queue is back under half, so a peer
+    /// that sends calls and never reads the answers stops being served (default 16 MiB;
+    /// `None`: no bound).
+    pub send_queue_limit: Option<u64>,
+    /// How long the send queue may stay above [`send_queue_limit`](Self::send_queue_limit)
+    /// (the peer reads nothing) before the connection is ended (default 60 s; `None`: never).
+    pub send_queue_timeout: Option<std::time::Duration>,
 }
 
 /// How a connection moves messages; both speak the standard stream framing.
@@ -97,6 +105,8 @@ impl Default for ConnectionOptions {
             transport: Transport::Coalescing,
             handshake_timeout: Some(std::time::Duration::from_secs(30)),
             stall_timeout: Some(std::time::Duration::from_secs(60)),
+            send_queue_limit: Some(16 << 20),
+            send_queue_timeout: Some(std::time::Duration::from_secs(60)),
         }
     }
 }
@@ -117,6 +127,8 @@ impl ConnectionOptions {
             },
             handshake_timeout_ms: timeout_ms(self.handshake_timeout),
             stall_timeout_ms: timeout_ms(self.stall_timeout),
+            send_queue_limit_bytes: self.send_queue_limit.map_or(capnp_lean_sys::CAPNP_LEAN_UNLIMITED, |b| b.clamp(1, u64::MAX - 1)),
+            send_queue_timeout_ms: timeout_ms(self.send_queue_timeout),
         }
     }
 }
