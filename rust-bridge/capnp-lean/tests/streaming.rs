@@ -240,3 +240,22 @@ fn a_streaming_call_to_a_capability_in_the_same_runtime_waits_for_its_return() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_stream_forwarded_into_a_stream_sink_arrives_whole_and_a_failure_ends_it() {
+    use futures::StreamExt;
+    let items = 10_000u64;
+    let pair = Pair::new(None);
+    let sink = capnp_lean::StreamSink::new(|index: u64| write_request(&pair.sink, index));
+    block_on(futures::stream::iter(0..items).map(Ok).forward(sink)).unwrap().unwrap();
+    let total = block_on(pair.sink.done_request().send().promise).unwrap().unwrap().get().unwrap().get_total();
+    assert_eq!(total, items * 8);
+    assert_eq!(pair.seen.received.load(Ordering::SeqCst), items);
+    assert_eq!(pair.seen.errors.lock().unwrap().as_slice(), &[] as &[String]);
+
+    let pair = Pair::new(Some(100));
+    let sink = capnp_lean::StreamSink::new(|index: u64| write_request(&pair.sink, index));
+    let error = block_on(futures::stream::iter(0..10 * in_flight_bound()).map(Ok).forward(sink)).unwrap().expect_err("the sink reports the failed item");
+    assert!(error.to_string().contains("the sink refuses item 100"), "{error}");
+    assert_eq!(pair.seen.received.load(Ordering::SeqCst), 100);
+}
