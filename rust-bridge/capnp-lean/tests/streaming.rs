@@ -22,8 +22,12 @@ use capnp_schemas::stream_test_capnp::byte_sink;
 
 /// Items pushed through the flow-controlled stream. Measured here (debug build, 2 busy cores):
 /// about 5k items/s, paced by the receiver, so 1M would take over three minutes; 100k takes
-/// about 20 s. The test prints the rate.
+/// about 20 s. The test prints the rate; `CAPNP_LEAN_STREAM_ITEMS=1000000` runs the full million.
 const ITEMS: u64 = 100_000;
+
+fn items() -> u64 {
+    std::env::var("CAPNP_LEAN_STREAM_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(ITEMS)
+}
 /// A lower bound on the size of one `write` Call message as KJ counts it (whole RPC message:
 /// Message + Call + MessageTarget + Payload + params + 8-byte Data, >= 10 words in practice).
 const MIN_CALL_BYTES: u64 = 64;
@@ -130,27 +134,28 @@ fn in_flight(sent: u64, seen: &Seen) -> u64 {
 fn a_slow_receiver_holds_the_sender_to_the_window_and_gets_every_item_in_order() {
     let pair = Pair::new(None);
     let bound = in_flight_bound();
+    let items = items();
     let started = Instant::now();
     let max_in_flight = block_on(async {
         let mut max_in_flight = 0;
-        for index in 0..ITEMS {
+        for index in 0..items {
             max_in_flight = max_in_flight.max(in_flight(index, &pair.seen));
             write_request(&pair.sink, index).send().await.unwrap();
         }
-        max_in_flight.max(in_flight(ITEMS, &pair.seen))
+        max_in_flight.max(in_flight(items, &pair.seen))
     })
     .unwrap();
     let total = block_on(pair.sink.done_request().send().promise).unwrap().unwrap().get().unwrap().get_total();
     let elapsed = started.elapsed();
     eprintln!(
-        "{ITEMS} items in {elapsed:?} ({:.0}/s); max in flight {max_in_flight}, bound {bound}, \
+        "{items} items in {elapsed:?} ({:.0}/s); max in flight {max_in_flight}, bound {bound}, \
          max concurrent writes in the server {}",
-        ITEMS as f64 / elapsed.as_secs_f64(),
+        items as f64 / elapsed.as_secs_f64(),
         pair.seen.max_active.load(Ordering::SeqCst)
     );
     assert_eq!(pair.seen.errors.lock().unwrap().as_slice(), &[] as &[String]);
-    assert_eq!(pair.seen.received.load(Ordering::SeqCst), ITEMS, "every item arrived exactly once");
-    assert_eq!(total, ITEMS * 8, "done() runs after every write");
+    assert_eq!(pair.seen.received.load(Ordering::SeqCst), items, "every item arrived exactly once");
+    assert_eq!(total, items * 8, "done() runs after every write");
     assert!(max_in_flight <= bound, "{max_in_flight} calls were in flight; KJ's window allows {bound}");
     // The receiver was slow enough for the window to matter (otherwise the bound proves nothing).
     assert!(max_in_flight > 100, "only {max_in_flight} calls were ever in flight: the receiver never fell behind");
