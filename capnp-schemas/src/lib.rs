@@ -2,8 +2,9 @@
 //!
 //! `calculator` is the demo interface (remote evaluation, values as capabilities, client-hosted
 //! functions); `interop` holds the interfaces the cross-implementation tests use to make every
-//! RPC message kind appear on the wire. The `.capnp` sources live beside this crate and are
-//! also the input to `capnpc-lean`.
+//! RPC message kind appear on the wire; `stream_test` has a `-> stream` method for the
+//! flow-control tests. The `.capnp` sources live beside this crate and are also the input to
+//! `capnpc-lean`.
 
 #![allow(missing_docs, clippy::all)]
 
@@ -15,6 +16,11 @@ pub mod calculator_capnp {
 /// Generated from `interop.capnp`.
 pub mod interop_capnp {
     include!(concat!(env!("OUT_DIR"), "/interop_capnp.rs"));
+}
+
+/// Generated from `stream_test.capnp`.
+pub mod stream_test_capnp {
+    include!(concat!(env!("OUT_DIR"), "/stream_test_capnp.rs"));
 }
 
 /// Directory holding the `.capnp` sources (for tools that compile them again, e.g. capnpc-lean).

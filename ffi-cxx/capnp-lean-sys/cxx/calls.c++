@@ -41,8 +41,23 @@ void completeCall(capnp_lean_call* call, const ErrorData* error) {
 
 namespace {
 
+// A streaming call (`-> stream`) goes through KJ's RequestHook::sendStreaming: over a connection,
+// the RpcClient's flow controller sends it at once and resolves the promise when its window
+// admits the next call; once a streaming call on the capability has failed, every later one
+// fails with that error. A streaming call has no results and no pipeline.
+void sendStreamingCall(capnp_lean_call* call, capnp::Request<capnp::AnyPointer, capnp::AnyPointer>&& request) {
+  auto admitted = capnp::RequestHook::from(kj::mv(request))->sendStreaming();
+  call->completion = admitted
+      .then([call]() { completeCall(call, nullptr); },
+            [call](kj::Exception&& e) {
+              auto error = errorFromException(e);
+              completeCall(call, &error);
+            })
+      .eagerlyEvaluate(nullptr);
+}
+
 void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
-              uint64_t interfaceId, uint16_t methodId, OutgoingMessage& params) {
+              uint64_t interfaceId, uint16_t methodId, OutgoingMessage& params, bool streaming) {
   auto targetHook = target->hook.get() != nullptr
       ? target->hook->addRef()
       : brokenCap(CAPNP_LEAN_ERROR_DISCONNECTED, "the target capability was shut down");
@@ -51,6 +66,10 @@ void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
       interfaceId, methodId,
       capnp::MessageSize{params.totalWords + 4, static_cast<uint>(params.caps.size())});
   params.writeTo(request);
+  if (streaming) {
+    sendStreamingCall(call, kj::mv(request));
+    return;
+  }
   auto remote = request.send();
   kj::Promise<capnp::Response<capnp::AnyPointer>> response = kj::mv(remote);
   call->pipeline = capnp::AnyPointer::Pipeline(kj::mv(remote));
@@ -72,7 +91,7 @@ void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
 
 // Validates and queues a call; `loan` (active or not) ends once the params are written.
 capnp_lean_status startCall(capnp_lean_cap* target, uint64_t interfaceId, uint16_t methodId,
-                            const capnp_lean_message* params, Loan loan,
+                            const capnp_lean_message* params, Loan loan, bool streaming,
                             capnp_lean_call_done_fn onDone, void* userData, capnp_lean_call** out,
                             capnp_lean_error** err) {
   if (target == nullptr) return nullArgument(err, "target");
@@ -86,12 +105,13 @@ capnp_lean_status startCall(capnp_lean_cap* target, uint64_t interfaceId, uint16
   call->core = core;
   call->onDone = onDone;
   call->userData = userData;
+  call->streaming = streaming;
   core->ref();
-  Task send = [call, target, interfaceId, methodId,
+  Task send = [call, target, interfaceId, methodId, streaming,
                message = kj::mv(message)](LoopState* loop) mutable {
     loop->calls.insert(call);
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      sendCall(*loop, call, target, interfaceId, methodId, message);
+      sendCall(*loop, call, target, interfaceId, methodId, message, streaming);
     })) {
       auto error = errorFromException(*e);
       completeCall(call, &error);
@@ -157,7 +177,8 @@ capnp_lean_status capnp_lean_call_start(capnp_lean_cap* target, uint64_t interfa
                                         capnp_lean_call_done_fn on_done, void* user_data,
                                         capnp_lean_call** out, capnp_lean_error** err) {
   return guarded(err, [&]() {
-    return startCall(target, interface_id, method_id, params, Loan(), on_done, user_data, out, err);
+    return startCall(target, interface_id, method_id, params, Loan(), false, on_done, user_data, out,
+                     err);
   });
 }
 
@@ -170,8 +191,32 @@ capnp_lean_status capnp_lean_call_start_borrowing(
   Loan loan(release_params, params_owner);
   return guarded(err, [&]() -> capnp_lean_status {
     if (release_params == nullptr) return nullArgument(err, "release_params");
-    return startCall(target, interface_id, method_id, params, kj::mv(loan), on_done, user_data,
+    return startCall(target, interface_id, method_id, params, kj::mv(loan), false, on_done,
+                     user_data, out, err);
+  });
+}
+
+capnp_lean_status capnp_lean_call_start_streaming(capnp_lean_cap* target, uint64_t interface_id,
+                                                  uint16_t method_id,
+                                                  const capnp_lean_message* params,
+                                                  capnp_lean_call_done_fn on_done, void* user_data,
+                                                  capnp_lean_call** out, capnp_lean_error** err) {
+  return guarded(err, [&]() {
+    return startCall(target, interface_id, method_id, params, Loan(), true, on_done, user_data,
                      out, err);
+  });
+}
+
+capnp_lean_status capnp_lean_call_start_streaming_borrowing(
+    capnp_lean_cap* target, uint64_t interface_id, uint16_t method_id,
+    const capnp_lean_message* params, capnp_lean_release_fn release_params, void* params_owner,
+    capnp_lean_call_done_fn on_done, void* user_data, capnp_lean_call** out,
+    capnp_lean_error** err) {
+  Loan loan(release_params, params_owner);
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (release_params == nullptr) return nullArgument(err, "release_params");
+    return startCall(target, interface_id, method_id, params, kj::mv(loan), true, on_done,
+                     user_data, out, err);
   });
 }
 
@@ -242,6 +287,9 @@ capnp_lean_status capnp_lean_call_pipeline(capnp_lean_call* call, const uint16_t
         return target.asCap();
       }
       if (call->failed) return brokenCap(call->error.kind, call->error.message);
+      if (call->streaming) {
+        return brokenCap(CAPNP_LEAN_ERROR_FAILED, "a streaming call has no results to pipeline on");
+      }
       return brokenCap(CAPNP_LEAN_ERROR_FAILED, "the call has no pipeline (it was never sent)");
     });
   });

@@ -257,6 +257,7 @@ struct capnp_lean_call {
   capnp_lean::Core* core;
   capnp_lean_call_done_fn onDone;
   void* userData;
+  bool streaming = false;  // immutable: sent with sendStreaming (completes on admission)
 
   kj::Maybe<kj::Promise<void>> completion;           // loop
   kj::Maybe<capnp::AnyPointer::Pipeline> pipeline;   // loop
@@ -282,6 +283,8 @@ struct capnp_lean_server_call {
   };
   std::shared_ptr<Status> status;
   capnp_lean::ReceivedMessage params;  // immutable once dispatched
+  bool dispatching = false;  // loop: true while the host's dispatch callback runs
+  bool streaming = false;    // loop: set by capnp_lean_server_call_set_streaming during dispatch
 };
 
 struct capnp_lean_resolver {

@@ -41,7 +41,13 @@ class HostServer final : public capnp::Capability::Server {
     call->context = kj::mv(context);
     core->loop->serverCalls.insert(call);
     // The host may answer inline; its answer is queued, so `call` stays valid here.
+    call->dispatching = true;
     dispatch(userData, interfaceId, methodId, call);
+    call->dispatching = false;
+    // A `-> stream` method (the host said so during dispatch): KJ's LocalClient then holds later
+    // calls to this capability until this one is answered, and after a failure answers every
+    // later call with the same error.
+    bool streaming = call->streaming;
     // Runs when KJ drops the call: after the answer, or early when the caller cancels. KJ keeps
     // this server alive until then (the call holds a reference to its client).
     auto status = call->status;
@@ -50,7 +56,7 @@ class HostServer final : public capnp::Capability::Server {
       status->cancelled.store(true);
       if (onCancel != nullptr) onCancel(userData, call);
     });
-    return {paf.promise.attach(kj::mv(cancelled)), false};
+    return {paf.promise.attach(kj::mv(cancelled)), streaming};
   }
 
  private:
@@ -180,6 +186,21 @@ capnp_lean_status capnp_lean_server_call_param_cap(capnp_lean_server_call* call,
     }
     return newCap(call->core, out, err,
                   [call, index](LoopState&) { return call->params.cap(index); });
+  });
+}
+
+capnp_lean_status capnp_lean_server_call_set_streaming(capnp_lean_server_call* call,
+                                                       capnp_lean_error** err) {
+  return guarded(err, [&]() -> capnp_lean_status {
+    if (call == nullptr) return nullArgument(err, "call");
+    // `dispatching` is loop-thread state: check the thread first.
+    if (!call->core->onLoopThread() || !call->dispatching) {
+      return fail(err, CAPNP_LEAN_ERR_INVALID_ARGUMENT, CAPNP_LEAN_ERROR_FAILED,
+                  "capnp_lean_server_call_set_streaming must be called inside the dispatch "
+                  "callback that received the call");
+    }
+    call->streaming = true;
+    return CAPNP_LEAN_OK;
   });
 }
 

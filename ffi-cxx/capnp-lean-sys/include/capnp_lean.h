@@ -298,6 +298,30 @@ capnp_lean_status capnp_lean_call_start_borrowing(
     const capnp_lean_message* params, capnp_lean_release_fn release_params, void* params_owner,
     capnp_lean_call_done_fn on_done, void* user_data, capnp_lean_call** out,
     capnp_lean_error** err);
+/* Streaming calls, for methods declared `-> stream`: sent through KJ's flow control
+ * (RequestHook::sendStreaming). The call goes out at once, in order with every other call on
+ * `target`; the returned handle *completes* when KJ's flow controller admits the next streaming
+ * call on this capability (its window of unacknowledged bytes, the connection's send buffer size,
+ * has room), not when the result arrives. Send the next item from `on_done` (or after _wait) to
+ * get backpressure. capnp_lean_call_results then gives an empty view or the error; there is no
+ * pipeline. Once a streaming call on the capability has failed and its failure has come back,
+ * the completion of every later streaming call on that capability fails with the same error, and
+ * a server marked streaming (capnp_lean_server_call_set_streaming) fails every later call, so a
+ * stream's final regular call reports the failure too. To a capability hosted in the same
+ * runtime, a streaming call completes when it returns (a window of one call). Releasing the
+ * handle before completion stops waiting but does not withdraw a call already sent to a peer.
+ * Otherwise as capnp_lean_call_start. */
+capnp_lean_status capnp_lean_call_start_streaming(capnp_lean_cap* target, uint64_t interface_id,
+                                                  uint16_t method_id,
+                                                  const capnp_lean_message* params,
+                                                  capnp_lean_call_done_fn on_done, void* user_data,
+                                                  capnp_lean_call** out, capnp_lean_error** err);
+/* capnp_lean_call_start_streaming with the params lent, as for capnp_lean_call_start_borrowing. */
+capnp_lean_status capnp_lean_call_start_streaming_borrowing(
+    capnp_lean_cap* target, uint64_t interface_id, uint16_t method_id,
+    const capnp_lean_message* params, capnp_lean_release_fn release_params, void* params_owner,
+    capnp_lean_call_done_fn on_done, void* user_data, capnp_lean_call** out,
+    capnp_lean_error** err);
 /* Nonzero once the call has completed. */
 int capnp_lean_call_is_done(const capnp_lean_call* call);
 /* Blocks until the call completes and its completion callback has returned; always refused
@@ -343,6 +367,13 @@ capnp_lean_status capnp_lean_server_call_params(capnp_lean_server_call* call,
 /* Capability `index` of the params' capability table, as a new handle. */
 capnp_lean_status capnp_lean_server_call_param_cap(capnp_lean_server_call* call, uint32_t index,
                                                    capnp_lean_cap** out, capnp_lean_error** err);
+/* Declares the call's method `-> stream`. Only inside the dispatch callback that received the
+ * call, on the loop thread, before answering it (otherwise ERR_INVALID_ARGUMENT). KJ then holds
+ * later calls to this capability until this one is answered (the host sees a stream's items one
+ * at a time, in order), and once such a call is answered with an error, KJ answers every later
+ * call to the capability with that error without dispatching it. */
+capnp_lean_status capnp_lean_server_call_set_streaming(capnp_lean_server_call* call,
+                                                       capnp_lean_error** err);
 /* Nonzero once the caller has cancelled the call (answers are then discarded). */
 int capnp_lean_server_call_is_cancelled(const capnp_lean_server_call* call);
 /* Answers with results (copied) and frees the context. */

@@ -287,6 +287,10 @@ abi_functions! {
     pub fn capnp_lean_call_start(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_call_start_borrowing(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, release_params: capnp_lean_release_fn, params_owner: *mut c_void, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// `capnp_lean_call_start` for a `-> stream` method: completes when KJ's flow control admits the next call.
+    pub fn capnp_lean_call_start_streaming(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// `capnp_lean_call_start_streaming` with the params lent.
+    pub fn capnp_lean_call_start_streaming_borrowing(target: *mut capnp_lean_cap, interface_id: u64, method_id: u16, params: *const capnp_lean_message, release_params: capnp_lean_release_fn, params_owner: *mut c_void, on_done: capnp_lean_call_done_fn, user_data: *mut c_void, out: *mut *mut capnp_lean_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_call_is_done(call: *const capnp_lean_call) -> c_int;
     /// See the header.
@@ -305,6 +309,8 @@ abi_functions! {
     pub fn capnp_lean_server_call_params(call: *mut capnp_lean_server_call, out: *mut capnp_lean_message_view, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_server_call_param_cap(call: *mut capnp_lean_server_call, index: u32, out: *mut *mut capnp_lean_cap, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
+    /// Declares the call's method `-> stream` (only inside its dispatch callback).
+    pub fn capnp_lean_server_call_set_streaming(call: *mut capnp_lean_server_call, err: *mut *mut capnp_lean_error) -> capnp_lean_status;
     /// See the header.
     pub fn capnp_lean_server_call_is_cancelled(call: *const capnp_lean_server_call) -> c_int;
     /// See the header.

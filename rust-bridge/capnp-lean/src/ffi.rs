@@ -536,6 +536,18 @@ impl CapHandle {
 impl CapHandle {
     /// Like [`CapHandle::start_call`], with the params lent instead of copied.
     pub fn start_call_lent<T: Lendable>(&self, interface_id: u64, method_id: u16, params: LentMessage<'_, T>, done: CallDone) -> Result<CallHandle, Error> {
+        self.start_lent(false, interface_id, method_id, params, done)
+    }
+
+    /// Like [`CapHandle::start_call_lent`] for a `-> stream` method
+    /// (`capnp_lean_call_start_streaming_borrowing`): the call completes when KJ's flow control
+    /// admits the next streaming call on this capability; its results are empty or the error.
+    pub fn start_streaming_lent<T: Lendable>(&self, interface_id: u64, method_id: u16, params: LentMessage<'_, T>, done: CallDone) -> Result<CallHandle, Error> {
+        self.start_lent(true, interface_id, method_id, params, done)
+    }
+
+    fn start_lent<T: Lendable>(&self, streaming: bool, interface_id: u64, method_id: u16, params: LentMessage<'_, T>, done: CallDone) -> Result<CallHandle, Error> {
+        let start = if streaming { sys::capnp_lean_call_start_streaming_borrowing } else { sys::capnp_lean_call_start_borrowing };
         let mut out = ptr::null_mut();
         hand_over(done, |user_data| {
             params.lend(|raw_params, owner| {
@@ -543,7 +555,7 @@ impl CapHandle {
                 // releases `owner` (a leaked Box<T>) through release_trampoline::<T>, which it
                 // does exactly once on every path; call_done_trampoline consumes user_data.
                 check(|err| unsafe {
-                    sys::capnp_lean_call_start_borrowing(self.raw.as_ptr(), interface_id, method_id, raw_params,
+                    start(self.raw.as_ptr(), interface_id, method_id, raw_params,
                         Some(release_trampoline::<T>), owner, Some(call_done_trampoline), user_data, &mut out, err)
                 })
             })
@@ -679,6 +691,13 @@ impl ServerCallHandle {
             })
             .collect();
         Ok((segments, view.cap_count))
+    }
+
+    /// Declares the call's method `-> stream`, so KJ serializes later calls to the capability
+    /// behind it and fails them all after a failed one. Only during the dispatch callback.
+    pub fn set_streaming(&self) -> Result<(), Error> {
+        // SAFETY: live server call.
+        check(|err| unsafe { sys::capnp_lean_server_call_set_streaming(self.raw.as_ptr(), err) })
     }
 
     /// The params capability at `index` of the capability table.

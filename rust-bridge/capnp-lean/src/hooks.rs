@@ -164,9 +164,16 @@ impl RequestHook for BridgeRequest {
     }
 
     fn send_streaming(self: Box<Self>) -> Promise<(), capnp::Error> {
-        // KJ 0.9.2's flow control lives in the connection; a stream call is an ordinary call.
-        let promise = self.send().promise;
-        Promise::from_future(async move { promise.await.map(|_| ()) })
+        // KJ's flow control: the call leaves at once; the promise resolves when the window of
+        // unacknowledged streaming calls on this capability has room for the next one, or fails
+        // once an earlier streaming call on it has failed.
+        match start_with(*self, true) {
+            Ok(call) => Promise::from_future(async move {
+                (&*call).await;
+                call.handle.results().map(|_| ()).map_err(capnp::Error::from)
+            }),
+            Err(e) => Promise::err(e),
+        }
     }
 
     fn tail_send(self: Box<Self>) -> Option<(u32, Promise<(), capnp::Error>, Box<dyn PipelineHook>)> {
@@ -195,11 +202,18 @@ impl Lendable for message::Builder<HeapAllocator> {
 }
 
 fn start(request: BridgeRequest) -> Result<Arc<StartedCall>, capnp::Error> {
+    start_with(request, false)
+}
+
+/// Starts an ordinary call, or a streaming one (which completes on flow-control admission).
+fn start_with(request: BridgeRequest, streaming: bool) -> Result<Arc<StartedCall>, capnp::Error> {
     let target = request.target?;
     let caps = table_caps(&request.cap_table)?;
     let completion = Arc::new(Completion::default());
     let signal = completion.clone();
-    let handle = target.start_call_lent(
+    let start = if streaming { CapHandle::start_streaming_lent::<message::Builder<HeapAllocator>> } else { CapHandle::start_call_lent::<message::Builder<HeapAllocator>> };
+    let handle = start(
+        &target,
         request.interface_id,
         request.method_id,
         LentMessage { owner: Box::new(request.message), caps: &caps },

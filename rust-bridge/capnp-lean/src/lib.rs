@@ -14,6 +14,11 @@
 //! # let _ = root; Ok(()) }
 //! ```
 //!
+//! Methods declared `-> stream` get KJ's flow control: the generated streaming request's
+//! `send()` resolves when KJ admits the next call (the connection's window has room), and a
+//! hosted server receives a stream's items one at a time; [`StreamSink`] wraps such a method as a
+//! `futures::Sink`. See `docs/c-abi.md` ("Streaming calls").
+//!
 //! Threads: every type here may be used from any thread except where noted; generated
 //! clients are `!Send` (they are capnp-rust's types), so keep each on one thread or move the
 //! [`Connection`]/[`Runtime`] instead. Server methods run on the loop thread and must not block.
@@ -24,8 +29,10 @@ mod ffi;
 mod hooks;
 mod runtime;
 mod server;
+mod stream;
 
 pub use error::{Error, ErrorKind};
+pub use stream::StreamSink;
 pub use runtime::{block_on, Connection, ConnectionOptions, Listener, Resolver, Runtime, RuntimeRef, Side, Stats, Transport};
 
 /// The C ABI version this crate was built against (also checked at run time by [`abi_version`]).

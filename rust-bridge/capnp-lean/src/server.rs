@@ -68,10 +68,20 @@ impl<D: Server + Clone + 'static> ServedCapability<D> {
         // A panicking method (while dispatching or while its future runs) fails its own call
         // with the panic's message instead of unwinding into the loop.
         let dispatched = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            dispatch.dispatch_call(interface_id, method_id, params, results).promise
+            dispatch.dispatch_call(interface_id, method_id, params, results)
         }));
         let promise = match dispatched {
-            Ok(promise) => promise,
+            Ok(dispatched) => {
+                // A `-> stream` method: KJ then hands this capability's calls over one at a
+                // time and, after a failed item, fails every later call (the stream's `done`
+                // included). Must happen now, inside the dispatch callback, before any answer.
+                if dispatched.is_streaming {
+                    if let Err(e) = call.set_streaming() {
+                        return Err((call, e));
+                    }
+                }
+                dispatched.promise
+            }
             Err(panic) => return Err((call, panic_error(panic.as_ref()))),
         };
         let call_id = call.id();
