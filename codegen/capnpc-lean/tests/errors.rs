@@ -5,7 +5,7 @@ mod common;
 
 fn generate(file: &'static str) -> Result<Vec<capnpc_lean::GeneratedFile>, capnpc_lean::Error> {
     let set = common::SchemaSet {
-        dir: common::repo_root().join("codegen/tests/schemas/unsupported"),
+        dir: common::repo_root().join("codegen/capnpc-lean/tests/schemas/unsupported"),
         files: vec![file],
         prefix: common::TESTS_PREFIX,
     };
@@ -30,7 +30,7 @@ fn plugin_exits_nonzero_and_names_the_location() {
     let out = std::env::temp_dir().join(format!("capnpc-lean-err-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     let output = std::process::Command::new("capnp")
-        .current_dir(common::repo_root().join("codegen/tests/schemas/unsupported"))
+        .current_dir(common::repo_root().join("codegen/capnpc-lean/tests/schemas/unsupported"))
         .arg("compile")
         .arg(format!("-o{}:{}", env!("CARGO_BIN_EXE_capnpc-lean"), out.display()))
         .arg("method_named_cap.capnp")

@@ -20,7 +20,7 @@ pub mod test_import_capnp {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    capnp_lean_toolchain::test_support::repo_root(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// True when committed files should be rewritten instead of compared.
@@ -58,7 +58,7 @@ pub fn project_schemas() -> SchemaSet {
 
 pub fn test_schemas() -> SchemaSet {
     SchemaSet {
-        dir: repo_root().join("codegen/tests/schemas"),
+        dir: repo_root().join("codegen/capnpc-lean/tests/schemas"),
         files: vec!["test_all.capnp", "test_import.capnp"],
         prefix: TESTS_PREFIX,
     }
@@ -67,7 +67,7 @@ pub fn test_schemas() -> SchemaSet {
 /// A broad schema added late, written without looking at the generator.
 pub fn newcomer_schemas() -> SchemaSet {
     SchemaSet {
-        dir: repo_root().join("codegen/tests/schemas/newcomer"),
+        dir: repo_root().join("codegen/capnpc-lean/tests/schemas/newcomer"),
         files: vec!["chat.capnp"],
         prefix: TESTS_PREFIX,
     }
