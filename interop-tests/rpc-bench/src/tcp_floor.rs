@@ -48,7 +48,7 @@ fn round_trip(stream: &mut TcpStream, payload: &[u8], back: &mut [u8]) -> io::Re
 
 /// Connects to an echo server at `address` (`host:port`) and measures `calls` sequential round
 /// trips of `payload` bytes; with `marks`, prints a mark before and after (see
-/// [`mark`](capnp_lean_peers::rust_peer::bench::mark)).
+/// [`mark`]).
 pub fn bench(address: &str, calls: u32, payload: usize, marks: bool) -> Result<Measurement, String> {
     let failed = |e: io::Error| format!("tcp round trip to {address}: {e}");
     let mut stream = TcpStream::connect(address).map_err(failed)?;
