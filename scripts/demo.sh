@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/ensure-deps.sh
-cargo build --quiet --release -p interop-tests --bin two-party-demo
+cargo build --quiet --release -p two-party-demo --bin two-party-demo
 exec target/release/two-party-demo "$@"

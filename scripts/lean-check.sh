@@ -3,7 +3,7 @@
 # under Node; no native Lean toolchain is needed):
 #   - every .lean file of lean-rpc (library, tests, examples);
 #   - capnpc-lean's output, generated fresh here, for every schema in capnp-schemas/ and every
-#     schema codegen's own tests generate (codegen/tests/schemas, newcomer/), which replaces the
+#     schema codegen's own tests generate (codegen/capnpc-lean/tests/schemas, newcomer/), which replaces the
 #     committed copies in the check (the golden test keeps those equal to the generator's output);
 #   - a user's package (interop-tests/lean-consumer) requiring lean-rpc with its own
 #     calculator.capnp, type-checked with the example program: no module name may be provided twice;
@@ -69,8 +69,8 @@ generate() { # OUT PREFIX DIR: every .capnp of DIR, from DIR itself so module na
   (cd "$dir" && CAPNPC_LEAN_MODULE_PREFIX="$prefix" capnp compile -I"$root/capnp-schemas" "-o$plugin:$out" ./*.capnp)
 }
 generate "$work/gen" Capnp.Schemas "$root/capnp-schemas"
-generate "$work/gen" Tests.Gen "$root/codegen/tests/schemas"
-generate "$work/gen" Tests.Gen "$root/codegen/tests/schemas/newcomer"
+generate "$work/gen" Tests.Gen "$root/codegen/capnpc-lean/tests/schemas"
+generate "$work/gen" Tests.Gen "$root/codegen/capnpc-lean/tests/schemas/newcomer"
 # A user's package with its own calculator.capnp, generated with the default prefix.
 consumer="interop-tests/lean-consumer"
 generate "$work/consumer-gen" Capnp.Gen "$root/$consumer"

@@ -14,8 +14,8 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use capnp_lean::{ConnectionOptions, Runtime, Side};
-use interop_tests::host::BridgeHost;
-use interop_tests::servers::interop::InteropServer;
+use capnp_lean_peers::host::BridgeHost;
+use capnp_lean_peers::servers::interop::InteropServer;
 use libfuzzer_sys::fuzz_target;
 
 /// The server under test, alive for the whole fuzzing session.

@@ -74,7 +74,7 @@ def run : IO Nat := do
         failures := failures + 1
   return failures
 
-/-- The values of `all_types` (see `codegen/tests/common/samples.rs`), set with generated builders. -/
+/-- The values of `all_types` (see `codegen/capnpc-lean/tests/common/samples.rs`), set with generated builders. -/
 def fillScalars (b : AllTypes.Builder) (pos : Bool) : BuildM Unit := do
   b.setBoolField pos
   b.setInt8Field (if pos then -100 else 100)

@@ -17,9 +17,9 @@ use std::sync::Arc;
 ///
 /// Dropping the runtime shuts it down: pending calls fail with
 /// [`ErrorKind::Disconnected`](crate::ErrorKind::Disconnected), connections close, and
-/// handles still held afterwards only report [`Error::ShutDown`]. Everything else is done
-/// through [`RuntimeRef`], which the runtime dereferences to and which can be cloned into
-/// server implementations and other threads.
+/// handles still held afterwards only report [`Error::ShutDown`]. Its operations are those of
+/// [`RuntimeRef`], which it delegates to; [`handle`](Runtime::handle) gives a `RuntimeRef` to
+/// clone into server implementations and other threads.
 pub struct Runtime {
     handle: RuntimeRef,
 }
@@ -166,10 +166,115 @@ impl Runtime {
     }
 }
 
-impl std::ops::Deref for Runtime {
-    type Target = RuntimeRef;
-    fn deref(&self) -> &RuntimeRef {
-        &self.handle
+/// The operations of [`RuntimeRef`], delegated to the runtime's own reference (same names, same
+/// behaviour), so a `Runtime` is used directly without a [`handle`](Runtime::handle).
+impl Runtime {
+    /// True when called on this runtime's loop thread (inside a server method or callback).
+    pub fn is_loop_thread(&self) -> bool {
+        self.handle.is_loop_thread()
+    }
+
+    /// Connects to `host:port` or `unix:/path`. A refused or failed connection is a
+    /// [`Disconnected`](crate::ErrorKind::Disconnected) error naming the address.
+    pub fn connect(&self, address: &str) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
+        self.handle.connect(address)
+    }
+
+    /// Like [`connect`](Self::connect), with limits, optionally offering `bootstrap` to the
+    /// peer as this side's bootstrap capability.
+    pub fn connect_with<C: FromClientHook>(&self, address: &str, bootstrap: Option<&C>, options: &ConnectionOptions) -> impl Future<Output = Result<Connection, Error>> + Send + 'static {
+        self.handle.connect_with(address, bootstrap, options)
+    }
+
+    /// Listens on `host:port` (port 0 picks one) or `unix:/path`, serving `bootstrap` to every
+    /// accepted connection.
+    pub fn listen<C: FromClientHook>(&self, address: &str, bootstrap: &C) -> impl Future<Output = Result<Listener, Error>> + Send + 'static {
+        self.handle.listen(address, bootstrap)
+    }
+
+    /// Like [`listen`](Self::listen), applying `options` to every accepted connection.
+    pub fn listen_with<C: FromClientHook>(&self, address: &str, bootstrap: &C, options: &ConnectionOptions) -> impl Future<Output = Result<Listener, Error>> + Send + 'static {
+        self.handle.listen_with(address, bootstrap, options)
+    }
+
+    /// Runs RPC over an already-connected stream socket (e.g. one end of a socketpair).
+    pub fn adopt<C: FromClientHook>(&self, socket: OwnedFd, side: Side, bootstrap: Option<&C>, options: &ConnectionOptions) -> Result<Connection, Error> {
+        self.handle.adopt(socket, side, bootstrap, options)
+    }
+
+    /// Hosts `server` (a capnpc-rust generated `Server` implementation) as a capability of
+    /// interface `C`. Its methods run on the loop thread; they must not block.
+    pub fn serve<C, S>(&self, server: S) -> Result<C, Error>
+    where
+        C: FromServer<S>,
+        S: Send + 'static,
+    {
+        self.handle.serve(server)
+    }
+
+    /// Like [`serve`](Self::serve) for servers that are not `Send`; only on the loop thread
+    /// (i.e. from inside another server's method).
+    pub fn serve_local<C, S>(&self, server: S) -> Result<C, Error>
+    where
+        C: FromServer<S>,
+        S: 'static,
+    {
+        self.handle.serve_local(server)
+    }
+
+    /// Runs the future that `make` builds on the loop thread and returns its output. Code that
+    /// makes many calls runs fastest this way: its calls and their completions never cross
+    /// threads (the same model as a native KJ program). `make` runs on the loop thread, so the
+    /// future may hold `!Send` values such as generated clients; it must not block.
+    pub fn run<T, Fut, F>(&self, make: F) -> impl Future<Output = Result<T, Error>> + Send + 'static
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        self.handle.run(make)
+    }
+
+    /// Runs a `!Send` future on the loop thread; only callable there (e.g. from a server
+    /// method that wants work to outlive its call). The future is dropped, unfinished, if
+    /// nothing can wake it any more or the runtime shuts down.
+    pub fn spawn_local(&self, future: impl Future<Output = ()> + 'static) -> Result<(), Error> {
+        self.handle.spawn_local(future)
+    }
+
+    /// A capability of interface `C` that is a promise until `resolver` settles it. Calls made
+    /// meanwhile queue; peers holding it get Resolve (and Disembargo where calls were in flight).
+    pub fn promise_client<C: FromClientHook>(&self) -> Result<(C, Resolver<C>), Error> {
+        self.handle.promise_client()
+    }
+
+    /// A capability whose every call fails with `error`.
+    pub fn broken_client<C: FromClientHook>(&self, error: &Error) -> Result<C, Error> {
+        self.handle.broken_client(error)
+    }
+
+    /// Live object counts, after everything queued so far has been applied.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.handle.stats()
+    }
+
+    /// Completes after `delay`, measured by KJ's timer on the loop thread (or early if the
+    /// runtime shuts down first). Usable from server methods, which run on that thread.
+    pub fn sleep(&self, delay: std::time::Duration) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        self.handle.sleep(delay)
+    }
+
+    /// Waits for `future` at most `limit` (measured by KJ's timer); past it the future is
+    /// dropped — for a call, that cancels it (Finish) — and the result is an
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded) error, KJ's kind for timeouts.
+    pub async fn timeout<T>(&self, limit: std::time::Duration, future: impl Future<Output = T>) -> Result<T, Error> {
+        self.handle.timeout(limit, future).await
+    }
+
+    /// Shuts the runtime down now (dropping the [`Runtime`] does the same). Refused on the
+    /// loop thread.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.handle.shutdown()
     }
 }
 

@@ -1,0 +1,169 @@
+//! A peer that sends calls and never reads the answers, against a bridge server process
+//! (docs/reliability.md, "Peers that do not read"). Without a bound the server queued answers
+//! without limit (over 1 GiB in about a second); with the send-queue bound it stops reading from
+//! that peer once 1 MiB is queued, keeps serving a well-behaved client meanwhile, and ends the
+//! connection when the queue has stayed above the bound for the timeout (3 s here).
+//!
+//! The transport follows `CAPNP_LEAN_TRANSPORT`; scripts/test.sh runs this file on both.
+
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use capnp::traits::HasTypeId;
+use capnp_lean::Runtime;
+use capnp_schemas::interop_capnp::interop;
+use capnp_lean_peers::bridge_peer::connection_options;
+use capnp_lean_peers::process::PeerProcess;
+use interop_tests::reliability::hostile::{bootstrap, frame_of};
+use interop_tests::reliability::rss_kib;
+use capnp_lean_peers::rust_peer::run_local;
+use capnp_lean_peers::scenarios::interop::echo;
+
+const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
+const LIMIT_BYTES: u64 = 1 << 20;
+const STUCK_TIMEOUT: Duration = Duration::from_secs(3);
+const PAYLOAD: usize = 64 * 1024;
+/// Growth of the server's resident memory allowed while the peer floods it: the bound itself,
+/// socket buffers, one read buffer of calls and allocator slack. Unbounded, it grows by
+/// hundreds of MiB within the first second.
+const RSS_GROWTH_LIMIT_KIB: u64 = 48 * 1024;
+/// Liveness bound for the well-behaved client's calls (not a speed target).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An `Interop.echo` call of `PAYLOAD` bytes on the bootstrap capability (question 0).
+fn echo_call(question_id: u32) -> Vec<u8> {
+    let payload = vec![0x5au8; PAYLOAD];
+    frame_of(|m| {
+        let mut call = m.init_call();
+        call.set_question_id(question_id);
+        call.set_interface_id(interop::Client::TYPE_ID);
+        call.set_method_id(0);
+        call.reborrow().init_target().init_promised_answer().set_question_id(0);
+        let mut params: interop::echo_params::Builder = call.init_params().init_content().init_as();
+        params.set_payload(&payload);
+    })
+}
+
+#[test]
+fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_others_are_served() {
+    std::env::set_var("CAPNP_LEAN_SEND_QUEUE_LIMIT_BYTES", LIMIT_BYTES.to_string());
+    std::env::set_var("CAPNP_LEAN_SEND_QUEUE_TIMEOUT_MS", STUCK_TIMEOUT.as_millis().to_string());
+    let mut server = PeerProcess::spawn_listening(BRIDGE_PEER, &["serve-interop", "--listen", "127.0.0.1:0"], Duration::from_secs(20))
+        .expect("the bridge server starts");
+    let address = server.address().to_string();
+    let pid = server.id();
+    thread::sleep(Duration::from_millis(300));
+    let baseline = rss_kib(pid).expect("the server is running");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if let Some(rss) = rss_kib(pid) {
+                    peak.fetch_max(rss, Ordering::SeqCst);
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let connected = Arc::new(AtomicBool::new(false));
+    let good_client = {
+        let (stop, address, connected) = (stop.clone(), address.clone(), connected.clone());
+        thread::spawn(move || -> Result<usize, String> {
+            let runtime = Runtime::new().map_err(|e| e.to_string())?;
+            run_local(async {
+                let connection = runtime
+                    .connect_with::<capnp::capability::Client>(&address, None, &connection_options())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
+                echo(&interop, b"connected").await.map_err(|e| e.to_string())?;
+                connected.store(true, Ordering::SeqCst);
+                let mut served = 0usize;
+                while !stop.load(Ordering::SeqCst) {
+                    let back = tokio::time::timeout(CALL_TIMEOUT, echo(&interop, b"still served"))
+                        .await
+                        .map_err(|_| format!("echo {served} took over {CALL_TIMEOUT:?}"))?
+                        .map_err(|e| format!("echo {served} failed: {e}"))?;
+                    if back != b"still served" {
+                        return Err(format!("echo {served} came back as {back:?}"));
+                    }
+                    served += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(served)
+            })
+        })
+    };
+
+    // The flood: calls as fast as the server takes them, answers never read.
+    let wait_for_client = Instant::now() + Duration::from_secs(10);
+    while !connected.load(Ordering::SeqCst) && Instant::now() < wait_for_client {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let fds_before = open_fds(pid);
+    let mut flood = TcpStream::connect(&address).expect("connect");
+    flood.write_all(&bootstrap(0)).unwrap();
+    flood.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let started = Instant::now();
+    let (mut calls, mut blocked_at) = (0u32, None);
+    while started.elapsed() < Duration::from_secs(2) {
+        match flood.write_all(&echo_call(calls + 1)) {
+            Ok(()) => calls += 1,
+            Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
+                blocked_at.get_or_insert(started.elapsed());
+            }
+            Err(e) => panic!("the flood's write failed before the bound could matter: {e}"),
+        }
+    }
+    // Stuck, and still reading nothing (reading would drain the queue and unblock it): the
+    // server must drop the connection within its timeout, plus slack. Seen as its fd closing.
+    let deadline = started + Duration::from_secs(2) + STUCK_TIMEOUT + Duration::from_secs(6);
+    let closed_after = loop {
+        if open_fds(pid) <= fds_before {
+            break Some(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    // And the peer learns it: what was queued, then the end (or a reset).
+    flood.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut sink = vec![0u8; 1 << 16];
+    let ended = loop {
+        match flood.read(&mut sink) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => break false,
+            Err(_) => break true, // reset
+        }
+    };
+    stop.store(true, Ordering::SeqCst);
+    let served = good_client.join().unwrap();
+    sampler.join().unwrap();
+    let peak = peak.load(Ordering::SeqCst);
+    println!(
+        "flood: {calls} calls of {PAYLOAD} B sent, blocked after {blocked_at:?}; server RSS baseline {baseline} KiB, peak {peak} KiB; \
+         connection ended after {closed_after:?}; good client: {served:?}"
+    );
+
+    assert!(server.is_running(), "the server died; stderr:\n{}", server.kill_and_collect_stderr());
+    assert!(blocked_at.is_some(), "the server read {calls} calls without ever stopping: no backpressure");
+    assert!(peak <= baseline + RSS_GROWTH_LIMIT_KIB, "server RSS grew from {baseline} KiB to {peak} KiB");
+    let served = served.expect("the good client was served throughout");
+    assert!(served > 20, "only {served} echoes were served during the flood");
+    let closed_after = closed_after.expect("the server never ended the connection of a peer that reads nothing");
+    assert!(closed_after >= STUCK_TIMEOUT, "the connection ended after {closed_after:?}, before the timeout");
+    assert!(ended, "the flooding peer was not told its connection ended");
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
