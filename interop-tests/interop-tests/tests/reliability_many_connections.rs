@@ -11,14 +11,11 @@ use capnp_lean_peers::bridge_peer::connection_options;
 use capnp_lean_peers::process::PeerProcess;
 use capnp_lean_peers::rust_peer::run_local;
 use capnp_lean_peers::scenarios::interop::echo;
+use interop_tests::reliability::observers::open_fds;
 
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
 const CONNECTIONS: usize = 500;
 const CALLS_PER_CONNECTION: usize = 4;
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
 
 #[test]
 fn five_hundred_concurrent_connections_are_all_answered_and_leave_no_descriptor_behind() {

@@ -8,20 +8,15 @@
 
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use capnp::traits::HasTypeId;
-use capnp_lean::Runtime;
 use capnp_schemas::interop_capnp::interop;
-use capnp_lean_peers::bridge_peer::connection_options;
 use capnp_lean_peers::process::PeerProcess;
 use interop_tests::reliability::hostile::{bootstrap, frame_of};
+use interop_tests::reliability::observers::{open_fds, GoodClient, PeakRss};
 use interop_tests::reliability::rss_kib;
-use capnp_lean_peers::rust_peer::run_local;
-use capnp_lean_peers::scenarios::interop::echo;
 
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
 const LIMIT_BYTES: u64 = 1 << 20;
@@ -59,54 +54,11 @@ fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_o
     thread::sleep(Duration::from_millis(300));
     let baseline = rss_kib(pid).expect("the server is running");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = {
-        let (stop, peak) = (stop.clone(), peak.clone());
-        thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                if let Some(rss) = rss_kib(pid) {
-                    peak.fetch_max(rss, Ordering::SeqCst);
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let connected = Arc::new(AtomicBool::new(false));
-    let good_client = {
-        let (stop, address, connected) = (stop.clone(), address.clone(), connected.clone());
-        thread::spawn(move || -> Result<usize, String> {
-            let runtime = Runtime::new().map_err(|e| e.to_string())?;
-            run_local(async {
-                let connection = runtime
-                    .connect_with::<capnp::capability::Client>(&address, None, &connection_options())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
-                echo(&interop, b"connected").await.map_err(|e| e.to_string())?;
-                connected.store(true, Ordering::SeqCst);
-                let mut served = 0usize;
-                while !stop.load(Ordering::SeqCst) {
-                    let back = tokio::time::timeout(CALL_TIMEOUT, echo(&interop, b"still served"))
-                        .await
-                        .map_err(|_| format!("echo {served} took over {CALL_TIMEOUT:?}"))?
-                        .map_err(|e| format!("echo {served} failed: {e}"))?;
-                    if back != b"still served" {
-                        return Err(format!("echo {served} came back as {back:?}"));
-                    }
-                    served += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Ok(served)
-            })
-        })
-    };
+    let peak = PeakRss::start(pid, baseline);
+    let good_client = GoodClient::start(&address, CALL_TIMEOUT);
+    assert!(good_client.wait_served_once(Duration::from_secs(10)), "the good client was never served");
 
     // The flood: calls as fast as the server takes them, answers never read.
-    let wait_for_client = Instant::now() + Duration::from_secs(10);
-    while !connected.load(Ordering::SeqCst) && Instant::now() < wait_for_client {
-        thread::sleep(Duration::from_millis(10));
-    }
     let fds_before = open_fds(pid);
     let mut flood = TcpStream::connect(&address).expect("connect");
     flood.write_all(&bootstrap(0)).unwrap();
@@ -145,10 +97,8 @@ fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_o
             Err(_) => break true, // reset
         }
     };
-    stop.store(true, Ordering::SeqCst);
-    let served = good_client.join().unwrap();
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::SeqCst);
+    let served = good_client.finish();
+    let peak = peak.finish();
     println!(
         "flood: {calls} calls of {PAYLOAD} B sent, blocked after {blocked_at:?}; server RSS baseline {baseline} KiB, peak {peak} KiB; \
          connection ended after {closed_after:?}; good client: {served:?}"
@@ -158,12 +108,8 @@ fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_o
     assert!(blocked_at.is_some(), "the server read {calls} calls without ever stopping: no backpressure");
     assert!(peak <= baseline + RSS_GROWTH_LIMIT_KIB, "server RSS grew from {baseline} KiB to {peak} KiB");
     let served = served.expect("the good client was served throughout");
-    assert!(served > 20, "only {served} echoes were served during the flood");
+    assert!(served.calls > 20, "only {} echoes were served during the flood", served.calls);
     let closed_after = closed_after.expect("the server never ended the connection of a peer that reads nothing");
     assert!(closed_after >= STUCK_TIMEOUT, "the connection ended after {closed_after:?}, before the timeout");
     assert!(ended, "the flooding peer was not told its connection ended");
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }

@@ -10,8 +10,6 @@
 
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,6 +18,7 @@ use capnp_schemas::interop_capnp::interop;
 use capnp_lean_peers::bridge_peer::connection_options;
 use capnp_lean_peers::process::PeerProcess;
 use interop_tests::reliability::hostile::bootstrap;
+use interop_tests::reliability::observers::{open_fds, GoodClient};
 use capnp_lean_peers::rust_peer::run_local;
 use capnp_lean_peers::scenarios::interop::echo;
 
@@ -42,9 +41,6 @@ fn server() -> PeerProcess {
         .expect("the bridge server starts")
 }
 
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
-}
 
 /// A standard-framing header announcing one 1,000-word segment: a message that can only
 /// complete after 8,008 bytes, which a dribbler never sends.
@@ -111,35 +107,7 @@ fn silent_and_dribbling_connections_are_closed_by_their_deadlines_while_a_good_c
     let fds_before = open_fds(pid);
 
     // The well-behaved client: echo calls back to back, each within the liveness bound.
-    let stop = Arc::new(AtomicBool::new(false));
-    let good_client = {
-        let (stop, address) = (stop.clone(), address.clone());
-        thread::spawn(move || -> Result<(usize, Duration), String> {
-            let runtime = Runtime::new().map_err(|e| e.to_string())?;
-            run_local(async {
-                let connection = runtime
-                    .connect_with::<capnp::capability::Client>(&address, None, &connection_options())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let interop: interop::Client = connection.bootstrap().map_err(|e| e.to_string())?;
-                let (mut served, mut slowest) = (0usize, Duration::ZERO);
-                while !stop.load(Ordering::SeqCst) {
-                    let started = Instant::now();
-                    let back = tokio::time::timeout(CALL_TIMEOUT, echo(&interop, b"still served"))
-                        .await
-                        .map_err(|_| format!("echo {served} took over {CALL_TIMEOUT:?}"))?
-                        .map_err(|e| format!("echo {served} failed: {e}"))?;
-                    if back != b"still served" {
-                        return Err(format!("echo {served} came back as {back:?}"));
-                    }
-                    slowest = slowest.max(started.elapsed());
-                    served += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Ok((served, slowest))
-            })
-        })
-    };
+    let good_client = GoodClient::start(&address, CALL_TIMEOUT);
 
     let mut silent: Vec<Slow> = (0..SILENT).map(|_| Slow::open(&address)).collect();
     let mut dribblers: Vec<Slow> = (0..DRIBBLERS).map(|_| Slow::open_after_bootstrap(&address)).collect();
@@ -156,8 +124,7 @@ fn silent_and_dribbling_connections_are_closed_by_their_deadlines_while_a_good_c
         }
         thread::sleep(DRIBBLE_EVERY);
     }
-    stop.store(true, Ordering::SeqCst);
-    let good = good_client.join().expect("the good client does not panic");
+    let good = good_client.finish();
 
     let lifetimes = |group: &[Slow]| -> Vec<Option<Duration>> {
         group.iter().map(|s| s.closed.map(|c| c - s.started)).collect()
@@ -170,9 +137,8 @@ fn silent_and_dribbling_connections_are_closed_by_their_deadlines_while_a_good_c
     println!("silent: closed/min/max {:?}; dribblers: {:?}; good client: {good:?}", range(&silent_life), range(&dribbler_life));
 
     assert!(server.is_running(), "the server died; stderr:\n{}", server.kill_and_collect_stderr());
-    let (served, slowest) = good.expect("the good client was served throughout");
-    assert!(served > 20, "only {served} echoes were served during the run");
-    println!("good client: {served} echoes, slowest {slowest:?}");
+    let served = good.expect("the good client was served throughout");
+    assert!(served.calls > 20, "only {} echoes were served during the run", served.calls);
     for (i, life) in silent_life.iter().enumerate() {
         let life = life.unwrap_or_else(|| panic!("silent connection {i} was never closed"));
         assert!(life >= HANDSHAKE - Duration::from_millis(100), "silent connection {i} closed after {life:?}, before its deadline");

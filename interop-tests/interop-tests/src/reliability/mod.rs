@@ -1,10 +1,12 @@
 //! Pieces of the reliability tests (see `docs/reliability.md`): a seeded random source so every
 //! run is reproducible, memory readings of a process, children announced by a ready line, the
-//! hostile frames, an instrumented server and a client that keeps a server busy until killed.
+//! hostile frames, an instrumented server, a client that keeps a server busy until killed, and
+//! the observers a stress test watches a server with.
 
 pub mod busy;
 pub mod child;
 pub mod hostile;
+pub mod observers;
 pub mod watched;
 
 /// A small deterministic random source (SplitMix64): the same seed gives the same run.
