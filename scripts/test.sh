@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing system packages, provisions the pinned Lean 4.35.0 runtime
-# (the glue and loader tests run against it), builds the library docs as docs.rs would
-# (scripts/check-docs.sh: no Cap'n Proto, warnings denied), type-checks every Lean file we ship and fresh
-# capnpc-lean output with a real Lean frontend (scripts/lean-check.sh), then the whole
+# (the glue and loader tests run against it), runs clippy with warnings denied, builds the library
+# docs as docs.rs would (scripts/check-docs.sh: no Cap'n Proto, warnings denied), type-checks every
+# Lean file we ship and fresh capnpc-lean output with a real Lean frontend (scripts/lean-check.sh), then the whole
 # workspace's tests, the bridge interop suites again on KJ's stock transport, and — where lake
 # exists — the tests that compile Lean. Skips are listed at the end; CAPNP_LEAN_STRICT=1 turns every skip into a failure.
 set -euo pipefail
@@ -13,6 +13,12 @@ skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 export CAPNP_LEAN_SKIP_LOG="$skips"
 cargo build --quiet --workspace --all-targets
+# Lints, tests included: every unsafe block argued (clippy::undocumented_unsafe_blocks), no warning.
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --quiet --workspace --all-targets -- -D warnings
+else
+  echo "SKIPPED: clippy (lints, every unsafe block argued): not installed; rustup component add clippy" >>"$skips"
+fi
 bash scripts/check-docs.sh
 bash scripts/lean-check.sh
 cargo test --workspace --no-fail-fast

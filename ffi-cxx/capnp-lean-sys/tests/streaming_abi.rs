@@ -87,8 +87,8 @@ fn a_stream_method_is_served_one_call_at_a_time_and_broken_by_a_failure() {
     assert_eq!(unsafe { capnp_lean_runtime_create(&mut rt, ptr::null_mut()) }, CAPNP_LEAN_OK);
     let host = Host::default();
     let mut server = ptr::null_mut();
-    // SAFETY: `host` outlives the runtime's use of it (the runtime is destroyed first).
     assert_eq!(
+        // SAFETY: `host` outlives the runtime's use of it (the runtime is destroyed first).
         unsafe { capnp_lean_server_new(rt, Some(dispatch), None, None, &host as *const Host as *mut c_void, &mut server, ptr::null_mut()) },
         CAPNP_LEAN_OK
     );

@@ -65,6 +65,7 @@ fn baseio_closures_take_a_world_token_exactly_as_the_runtime_applies_them() {
     // the world token and keeps what it returns as the value (no IO result wrapper).
     // SAFETY: prototypes of lean_io_as_task and lean_task_get (borrowed result) in Lean 4.35.
     let as_task: unsafe extern "C" fn(Raw, Raw) -> Raw = unsafe { rt.symbol("lean_io_as_task") }.unwrap();
+    // SAFETY: as above, `lean_task_get`'s prototype.
     let task_get: unsafe extern "C" fn(Raw) -> Raw = unsafe { rt.symbol("lean_task_get") }.unwrap();
     // SAFETY: `action` takes one object (the world) and returns an owned object.
     let act = unsafe { lean::alloc_closure(action as *const _, 1, vec![]) };

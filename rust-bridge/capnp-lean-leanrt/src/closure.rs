@@ -1,6 +1,5 @@
 //! Closures as compiled Lean code represents them, and applying them through the runtime's
 //! `lean_apply_*` (which handles partial application and over-application).
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 

@@ -1,6 +1,5 @@
 //! External objects: a Rust value owned by a Lean object, dropped by the class finalizer when
 //! the last Lean reference goes away.
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::marker::PhantomData;

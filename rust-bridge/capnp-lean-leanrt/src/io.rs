@@ -1,7 +1,6 @@
 //! IO results in the Lean 4.35 shape ("zero-cost BaseIO", lean4 PR #10625): an `IO` function
 //! takes no world argument and returns a constructor with one object field — tag 0 holding the
 //! value, tag 1 holding the `IO.Error`. A `BaseIO` function returns its value unwrapped.
-#![allow(unsafe_code)]
 
 use crate::abi::LeanObject;
 use crate::object::{alloc_ctor, Obj};

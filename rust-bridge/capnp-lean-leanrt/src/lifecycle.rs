@@ -4,7 +4,6 @@
 //!
 //! Kept apart from [`crate::runtime`] (the resolved function table) because initialization
 //! reads an IO result ([`crate::io`]), and `io` itself needs the function table.
-#![allow(unsafe_code)]
 
 use std::sync::OnceLock;
 

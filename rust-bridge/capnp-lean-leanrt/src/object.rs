@@ -2,7 +2,6 @@
 //! and build constructors — ported so that every object is allocated by the runtime's own
 //! allocator (`lean_alloc_small_object_core` / `mi_malloc` / `lean_alloc_object`) and can be
 //! freed by it.
-#![allow(unsafe_code)]
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -6,7 +6,6 @@
 //! [`LeanRuntime::from_process`] looks the symbols up in the running process (for glue code
 //! that is itself loaded into a Lean program). Either way the table is installed once per
 //! process and lives until exit; the runtime is never unloaded.
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,5 @@
 //! `String`, `ByteArray`, `Array` and boxed fixed-width numbers, built the way the inline
 //! functions of `lean.h` v4.35.0 build them (big objects through `lean_alloc_object`).
-#![allow(unsafe_code)]
 
 use crate::abi::{self, LeanArrayObject, LeanObject, LeanSArrayObject, LeanStringObject};
 use crate::object::{alloc_ctor, set_st_header, Obj};

@@ -59,6 +59,7 @@ fn io_function_returns_one_field_ok_constructor_without_world_argument() {
     let (rt, _t) = require_runtime!();
     // SAFETY: `IO FilePath` in 4.35: no world argument, returns an IO result.
     let app_path: unsafe extern "C" fn() -> Raw = unsafe { sym(rt, "lean_io_app_path") };
+    // SAFETY: the function returns an owned IO result object.
     let result = unsafe { Obj::from_raw(app_path()) };
     let header = result.header().expect("a constructor");
     assert_eq!((header.tag, header.other, header.rc), (0, 1, 1), "ok = tag 0 with one object field");
@@ -74,6 +75,7 @@ fn io_error_is_tag_one_holding_an_io_error_rendered_by_lean() {
     // SAFETY: `IO.FS.removeFile : FilePath → IO Unit`, argument borrowed.
     let remove: unsafe extern "C" fn(Raw) -> Raw = unsafe { sym(rt, "lean_io_remove_file") };
     let path = lean::mk_string("/nonexistent-capnp-lean/file");
+    // SAFETY: `path` is a live string lent for the call; the result is owned.
     let result = unsafe { IoResult::from_raw(remove(path.as_ptr())) };
     assert!(!result.is_ok());
     assert_eq!(result.as_obj().ctor_num_objs(), 1);
@@ -89,9 +91,11 @@ fn base_io_function_returns_its_value_unwrapped() {
     // SAFETY: `IO.getEnv : String → BaseIO (Option String)`, argument borrowed.
     let getenv: unsafe extern "C" fn(Raw) -> Raw = unsafe { sym(rt, "lean_io_getenv") };
     let key = lean::mk_string("CAPNP_LEAN_SURELY_UNSET_VARIABLE");
+    // SAFETY: `key` is a live string lent for the call; the result is owned.
     let none = unsafe { Obj::from_raw(getenv(key.as_ptr())) };
     assert_eq!(none.unbox(), Some(0), "Option.none is the boxed scalar 0, no IO wrapper");
     let key = lean::mk_string("PATH");
+    // SAFETY: as above, with another live key.
     let some = unsafe { Obj::from_raw(getenv(key.as_ptr())) };
     assert_eq!((some.tag(), some.ctor_num_objs()), (1, 1), "Option.some directly");
     assert_eq!(lean::string_str(&some.ctor_get_owned(0)), std::env::var("PATH").unwrap());
@@ -102,14 +106,19 @@ fn rust_strings_equal_runtime_strings_and_survive_runtime_append() {
     let (rt, _t) = require_runtime!();
     // SAFETY: prototypes from lean.h v4.35.0.
     let from_bytes: unsafe extern "C" fn(*const u8, usize) -> Raw = unsafe { sym(rt, "lean_mk_string_from_bytes") };
+    // SAFETY: `bool lean_string_eq_cold(b_lean_obj_arg, b_lean_obj_arg)` in lean.h v4.35.0.
     let eq_cold: unsafe extern "C" fn(Raw, Raw) -> bool = unsafe { sym(rt, "lean_string_eq_cold") };
+    // SAFETY: `lean_obj_res lean_string_append(lean_obj_arg, b_lean_obj_arg)` in lean.h v4.35.0.
     let append: unsafe extern "C" fn(Raw, Raw) -> Raw = unsafe { sym(rt, "lean_string_append") };
     let text = "héllo, λ";
     let ours = lean::mk_string(text);
+    // SAFETY: `text` is valid UTF-8 of the given length; the new string is owned.
     let theirs = unsafe { Obj::from_raw(from_bytes(text.as_ptr(), text.len())) };
     assert_eq!(lean::string_len(&ours), lean::string_len(&theirs));
+    // SAFETY: both strings are live and only borrowed.
     assert!(unsafe { eq_cold(ours.as_ptr(), theirs.as_ptr()) });
     // The runtime grows (reallocates and frees) our allocation.
+    // SAFETY: `ours` is given up to the runtime (consumed), `theirs` lent; the result is owned.
     let joined = unsafe { Obj::from_raw(append(ours.into_raw(), theirs.as_ptr())) };
     assert_eq!(lean::string_str(&joined), "héllo, λhéllo, λ");
     assert_eq!(lean::string_len(&joined), 16);
@@ -120,12 +129,15 @@ fn byte_arrays_built_in_rust_are_grown_and_freed_by_the_runtime() {
     let (rt, _t) = require_runtime!();
     // SAFETY: `ByteArray.push : ByteArray → UInt8 → ByteArray`, consumes the array.
     let push: unsafe extern "C" fn(Raw, u8) -> Raw = unsafe { sym(rt, "lean_byte_array_push") };
+    // SAFETY: `uint64_t lean_byte_array_hash(b_lean_obj_arg)` in lean.h v4.35.0.
     let hash: unsafe extern "C" fn(Raw) -> u64 = unsafe { sym(rt, "lean_byte_array_hash") };
     let bytes = lean::mk_byte_array(&[1, 2, 3]);
     assert_eq!(bytes.header().unwrap().other, 1, "element size 1");
+    // SAFETY: `bytes` is consumed by the push; the grown array is owned.
     let grown = unsafe { Obj::from_raw(push(bytes.into_raw(), 4)) };
     assert_eq!(lean::byte_array_bytes(&grown), &[1, 2, 3, 4]);
     let same = lean::mk_byte_array(&[1, 2, 3, 4]);
+    // SAFETY: both arrays are live and only borrowed.
     assert_eq!(unsafe { hash(grown.as_ptr()) }, unsafe { hash(same.as_ptr()) });
 }
 
@@ -149,6 +161,7 @@ fn constructor_scalar_fields_and_size_match_the_runtime_view() {
     }
     let h = ctor.header().unwrap();
     assert_eq!((h.tag, h.other, h.rc), (3, 2, 1));
+    // SAFETY: `ctor` is a live object, only borrowed.
     assert_eq!(unsafe { byte_size(ctor.as_ptr()) }, 40, "8 header + 2*8 fields + 13 scalars, aligned");
     assert_eq!(h.cs_sz, 40);
     drop(ctor);
@@ -181,6 +194,7 @@ fn arrays_own_their_elements_and_survive_runtime_push() {
     let array = lean::mk_array(items);
     assert_eq!(lean::array_len(&array), 3);
     let extra = counted_class().wrap(Counted(&DROPS));
+    // SAFETY: both `array` and `extra` are consumed by the push; the result is owned.
     let array = unsafe { Obj::from_raw(push(array.into_raw(), extra.into_raw())) };
     assert_eq!(lean::array_len(&array), 4);
     let third = lean::array_get(&array, 2);
@@ -334,6 +348,7 @@ fn constructors_beyond_the_small_object_limit_use_mi_malloc_and_are_freed_by_the
     for i in 0..200 {
         big.ctor_set(i, counted_class().wrap(Counted(&DROPS)));
     }
+    // SAFETY: `big` is a live object, only borrowed.
     assert_eq!(unsafe { byte_size(big.as_ptr()) }, 1608);
     drop(big);
     assert_eq!(DROPS.load(Ordering::SeqCst), 200, "the runtime freed the large constructor and its fields");

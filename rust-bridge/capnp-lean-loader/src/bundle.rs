@@ -2,7 +2,6 @@
 //! where marked), the primary last; module initializers before the end of initialization; every
 //! library opened with `RTLD_NODELETE` so code from the bundle stays mapped for as long as the
 //! process may run it (Lean objects such as closures can outlive the `Capability`).
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 use std::marker::PhantomData;

@@ -1,7 +1,6 @@
 //! Typed calls of `@[export]` functions: Rust argument and result types map to the C types Lean
 //! emits, and the mapping doubles as a signature check against the prototype recorded in the
 //! manifest.
-#![allow(unsafe_code)]
 
 use std::ffi::c_void;
 
