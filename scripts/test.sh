@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing system packages, provisions the pinned Lean 4.35.0 runtime
 # (the glue and loader tests run against it), runs clippy with warnings denied, builds the library
-# docs as docs.rs would (scripts/check-docs.sh: no Cap'n Proto, warnings denied), type-checks every
+# docs as docs.rs would (scripts/check-docs.sh: no Cap'n Proto, warnings denied), checks what each
+# publishable crate would ship (scripts/check-packages.sh), type-checks every
 # Lean file we ship and fresh capnpc-lean output with a real Lean frontend (scripts/lean-check.sh), then the whole
 # workspace's tests, the bridge interop suites again on KJ's stock transport, and — where lake
 # exists — the tests that compile Lean. Skips are listed at the end; CAPNP_LEAN_STRICT=1 turns every skip into a failure.
@@ -20,6 +21,7 @@ else
   echo "SKIPPED: clippy (lints, every unsafe block argued): not installed; rustup component add clippy" >>"$skips"
 fi
 bash scripts/check-docs.sh
+bash scripts/check-packages.sh
 bash scripts/lean-check.sh
 cargo test --workspace --no-fail-fast
 bash scripts/test-sanitizers.sh
