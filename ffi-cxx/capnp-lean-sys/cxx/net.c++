@@ -88,7 +88,10 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
   watchedStream->setQueueProbe([network, coalescing]() {
     return network->getCurrentQueueSize() + (coalescing != nullptr ? coalescing->queuedBytes() : 0);
   });
-  if (coalescing != nullptr) coalescing->onWritten([watchedStream]() { watchedStream->wroteSome(); });
+  if (coalescing != nullptr) {
+    coalescing->onWritten([watchedStream]() { watchedStream->wroteSome(); });
+    watchedStream->writesReportedByTransport();
+  }
   KJ_IF_MAYBE(hook, bootstrap) {
     conn->rpc = kj::heap(capnp::makeRpcServer(*conn->network, capnp::Capability::Client(kj::mv(*hook))));
   } else {

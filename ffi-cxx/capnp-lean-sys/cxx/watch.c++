@@ -83,11 +83,13 @@ kj::Promise<size_t> ProgressStream::readSome(kj::byte* buffer, size_t minBytes, 
 
 kj::Promise<void> WatchedMessageStream::writeMessage(
     kj::ArrayPtr<const int> fds, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  if (!hookWrites) return inner.writeMessage(fds, segments);
   return inner.writeMessage(fds, segments).then([this]() { wroteSome(); });
 }
 
 kj::Promise<void> WatchedMessageStream::writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
+  if (!hookWrites) return inner.writeMessages(messages);
   return inner.writeMessages(messages).then([this]() { wroteSome(); });
 }
 

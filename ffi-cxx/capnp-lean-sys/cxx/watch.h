@@ -109,6 +109,9 @@ class WatchedMessageStream final : public capnp::MessageStream,
       : inner(inner), watch(watch), bufferedInput(kj::mv(bufferedInput)), bound(bound) {}
 
   void setQueueProbe(kj::Function<size_t()> probe) { queuedBytes = kj::mv(probe); }
+  // The transport calls wroteSome() itself after each socket write (the coalescing stream, whose
+  // writeMessage() promises resolve before the bytes leave), so writes need no hook here.
+  void writesReportedByTransport() { hookWrites = false; }
   // Something was written to the socket: a reader waiting for the queue to drain re-checks.
   void wroteSome();
 
@@ -127,6 +130,7 @@ class WatchedMessageStream final : public capnp::MessageStream,
   ProgressWatch& watch;
   kj::Function<bool()> bufferedInput;
   SendQueueBound bound;
+  bool hookWrites = true;  // the stock stream: a written message is a resolved writeMessage()
   kj::Function<size_t()> queuedBytes = []() -> size_t { return 0; };
   kj::Own<kj::PromiseFulfiller<void>> drainWaiter;  // a read held back by the bound
   bool checkScheduled = false;
