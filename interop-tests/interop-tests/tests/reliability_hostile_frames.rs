@@ -20,6 +20,7 @@ use capnp_lean::Runtime;
 use capnp_schemas::interop_capnp::interop;
 use capnp_lean_peers::process::{unique_socket_path, PeerProcess};
 use interop_tests::reliability::hostile::{bootstrap, finish, hostile_frame, hostility_of, Ending, Hostility, HOSTILITIES};
+use interop_tests::reliability::observers::PeakRss;
 use interop_tests::reliability::rss_kib;
 use capnp_lean_peers::rust_peer::run_local;
 use capnp_lean_peers::scenarios::interop::echo;
@@ -210,18 +211,7 @@ fn a_bridge_server_survives_100k_hostile_frames_closing_only_offending_connectio
     };
     // Memory, sampled throughout.
     let rss_before = rss_kib(pid).expect("the server is running");
-    let peak = Arc::new(AtomicU64::new(rss_before));
-    let sampler = {
-        let (stop, peak) = (stop.clone(), peak.clone());
-        thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                if let Some(rss) = rss_kib(pid) {
-                    peak.fetch_max(rss, Ordering::SeqCst);
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let sampler = PeakRss::start(pid, rss_before);
 
     let started = Instant::now();
     let connections = AtomicU64::new(0);
@@ -236,7 +226,7 @@ fn a_bridge_server_survives_100k_hostile_frames_closing_only_offending_connectio
     let elapsed = started.elapsed();
     stop.store(true, Ordering::SeqCst);
     let served = good_client.join().unwrap();
-    sampler.join().unwrap();
+    let peak = sampler.finish();
     let rss_after = rss_kib(pid);
 
     let tallies = tallies.into_inner().unwrap();
@@ -245,7 +235,7 @@ fn a_bridge_server_survives_100k_hostile_frames_closing_only_offending_connectio
     for (hostility, tally) in &tallies {
         println!("  {hostility:?}: {tally:?}");
     }
-    println!("server RSS: before {rss_before} KiB, peak {} KiB, after {rss_after:?} KiB", peak.load(Ordering::SeqCst));
+    println!("server RSS: before {rss_before} KiB, peak {peak} KiB, after {rss_after:?} KiB");
     println!("well-behaved client: {served:?} echoes served during the run");
 
     assert!(server.is_running(), "the server died; stderr:\n{}", server.kill_and_collect_stderr());
@@ -259,7 +249,6 @@ fn a_bridge_server_survives_100k_hostile_frames_closing_only_offending_connectio
     // Unknown kinds are not a reason to close: Cap'n Proto answers them with `unimplemented`.
     let unknown = &tallies[&Hostility::UnknownKind];
     assert_eq!((unknown.served, unknown.answered_unimplemented), (unknown.frames, unknown.frames), "{unknown:?}");
-    let peak = peak.load(Ordering::SeqCst);
     let limit = rss_growth_limit_kib();
     assert!(peak <= rss_before + limit, "server RSS grew from {rss_before} KiB to a peak of {peak} KiB");
     let rss_after = rss_after.expect("the server is running");
