@@ -68,7 +68,7 @@ impl CargoDirectives {
     }
 }
 
-fn lean_sources(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn lean_sources(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {

@@ -15,6 +15,7 @@
 //!
 //! No unsafe code: this crate never loads what it builds.
 
+pub mod build_cache;
 pub mod cargo;
 pub mod discovery;
 pub mod elf;
@@ -82,14 +83,31 @@ pub struct BuiltCapability {
     pub lake_output: LakeOutput,
     /// Directives for the calling build script.
     pub directives: CargoDirectives,
+    /// `true` when Lake was not run because the inputs and the built libraries were unchanged
+    /// since the build that wrote the manifest (see [`build_cache`]); `lake_output` is then empty.
+    pub reused: bool,
 }
 
 /// Discovers a toolchain, builds the library with Lake, and writes `<package>.capability.json`
 /// into `out_dir`, listing the runtime first (global), then the package's needed libraries,
-/// then the primary.
+/// then the primary. When the inputs (sources, Lake files, toolchain, spec) and the built
+/// libraries are unchanged since the last build into `out_dir`, Lake is not run and the manifest
+/// is reused ([`build_cache`]).
 pub fn build_capability(spec: &CapabilitySpec, discovery: &Discovery, out_dir: &Path) -> Result<BuiltCapability> {
     let install = discovery.clone().with_package_dir(&spec.package_dir).require_toolchain(true).find()?;
     let lake = install.lake().expect("a toolchain has lake");
+    let manifest_path = out_dir.join(format!("{}.capability.json", spec.package));
+    let directives = CargoDirectives::new()
+        .link_and_rpath(install.runtime_dir())
+        .rerun_on_package(&spec.package_dir)
+        .rerun_on_env()
+        .rustc_env(&format!("{}_CAPABILITY_MANIFEST", spec.package.to_uppercase()), &manifest_path.display().to_string());
+    // Hashed before Lake runs: an edit made during the build then forces the next one.
+    let inputs = build_cache::input_fingerprint(spec, &install)?;
+    if let Some(previous) = build_cache::reusable(out_dir, &spec.package, &manifest_path, &inputs) {
+        let lake_output = LakeOutput { success: true, diagnostics: Vec::new(), stdout: String::new(), stderr: String::new() };
+        return Ok(BuiltCapability { manifest_path, manifest: previous.manifest, install, lake_output, directives, reused: true });
+    }
     let build = LakeBuild::new(lake, &spec.package_dir, &spec.lib).with_env(discovery.env().clone());
     let lake_output = build.build()?;
     let primary = build.shared_library(&spec.package, &spec.lib)?;
@@ -104,12 +122,7 @@ pub fn build_capability(spec: &CapabilitySpec, discovery: &Discovery, out_dir: &
         builder = builder.exports(exports.clone());
     }
     let manifest = builder.build(out_dir)?;
-    let manifest_path = out_dir.join(format!("{}.capability.json", spec.package));
     manifest.write(&manifest_path)?;
-    let directives = CargoDirectives::new()
-        .link_and_rpath(install.runtime_dir())
-        .rerun_on_package(&spec.package_dir)
-        .rerun_on_env()
-        .rustc_env(&format!("{}_CAPABILITY_MANIFEST", spec.package.to_uppercase()), &manifest_path.display().to_string());
-    Ok(BuiltCapability { manifest_path, manifest, install, lake_output, directives })
+    build_cache::remember(out_dir, &spec.package, &ManifestFile { manifest: manifest.clone(), path: manifest_path.clone() }, &inputs)?;
+    Ok(BuiltCapability { manifest_path, manifest, install, lake_output, directives, reused: false })
 }

@@ -17,6 +17,7 @@ void* initialize_demo_Demo(uint8_t builtin) { if (some_weak_thing) some_weak_thi
 uint32_t demo_add(uint32_t a, uint32_t b) { return a + b; }
 static int hidden(void) { return 1; }
 int demo_hidden_user(void) { return hidden(); }
+void* demo_banner; /* a nullary Lean constant: a global the initializer fills */
 "#;
 
 #[test]
@@ -29,6 +30,8 @@ fn elf_reader_sees_exports_undefined_and_weak_symbols() {
     assert_eq!(info.soname.as_deref(), Some("libdemo.so"));
     assert!(info.defined.contains("demo_add") && info.defined.contains("initialize_demo_Demo"));
     assert!(!info.defined.contains("hidden"));
+    assert!(info.defined.contains("demo_banner") && info.defined_data.contains("demo_banner"), "globals are data symbols");
+    assert!(!info.defined_data.contains("demo_add"), "functions are not data");
     let undefined = |name: &str| info.undefined.iter().find(|u| u.name == name).cloned();
     assert_eq!(undefined("lean_alloc_object").map(|u| u.weak), Some(false));
     assert_eq!(undefined("some_weak_thing").map(|u| u.weak), Some(true));
