@@ -35,12 +35,22 @@ pub unsafe fn alloc_closure(fun: *const c_void, arity: u16, fixed: Vec<Obj>) -> 
 
 /// Applies `f` to `args` (`lean_apply_1..4`, `lean_apply_n` beyond), consuming both.
 pub fn apply(f: Obj, args: Vec<Obj>) -> Obj {
+    let raw: Vec<*mut LeanObject> = args.into_iter().map(Obj::into_raw).collect();
+    apply_raw(f, raw)
+}
+
+/// [`apply`] with a fixed number of arguments, without allocating (what per-call code uses).
+pub fn apply_array<const N: usize>(f: Obj, args: [Obj; N]) -> Obj {
+    apply_raw(f, args.map(Obj::into_raw))
+}
+
+fn apply_raw(f: Obj, mut raw: impl AsMut<[*mut LeanObject]>) -> Obj {
     let fns = runtime().fns();
-    let mut raw: Vec<*mut LeanObject> = args.into_iter().map(Obj::into_raw).collect();
+    let raw = raw.as_mut();
     let f = f.into_raw();
     // SAFETY: every reference moves into the runtime, which returns an owned result.
     unsafe {
-        let r = match raw.as_slice() {
+        let r = match &*raw {
             [] => panic!("apply needs at least one argument"),
             [a] => (fns.lean_apply_1)(f, *a),
             [a, b] => (fns.lean_apply_2)(f, *a, *b),

@@ -36,13 +36,13 @@ mod runtime;
 #[allow(unsafe_code)]
 mod values;
 
-pub use closure::{alloc_closure, apply};
+pub use closure::{alloc_closure, apply, apply_array};
 pub use external::ExternalClass;
 pub use io::{io_error_to_string, mk_user_error, IoError, IoResult};
 pub use object::{alloc_ctor, alloc_small_object, dec, inc, inc_ref_n, Obj};
 pub use lifecycle::{InitMode, ThreadAttachment};
 pub use runtime::{runtime, LeanRuntime, RuntimeError, RuntimeFns};
 pub use values::{
-    array_get, array_len, box_f64, box_u32, box_u64, byte_array_bytes, mk_array, mk_byte_array, mk_string, string_len,
+    array_get, array_len, box_f64, box_u32, box_u64, byte_array_bytes, mk_array, mk_array_from, mk_byte_array, mk_string, string_len,
     string_str, unbox_f64, unbox_u64,
 };

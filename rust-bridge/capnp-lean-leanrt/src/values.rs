@@ -71,6 +71,11 @@ pub fn byte_array_bytes(o: &Obj) -> &[u8] {
 
 /// A new `Array` owning `items` (`lean_alloc_array(n, n)` + stores).
 pub fn mk_array(items: Vec<Obj>) -> Obj {
+    mk_array_from(items.into_iter())
+}
+
+/// [`mk_array`] from an iterator of known length, without an intermediate `Vec`.
+pub fn mk_array_from(items: impl ExactSizeIterator<Item = Obj>) -> Obj {
     let n = items.len();
     let o = alloc_object(std::mem::size_of::<LeanArrayObject>() + 8 * n) as *mut LeanArrayObject;
     // SAFETY: freshly allocated with room for `n` element pointers; each item's reference moves in.
@@ -79,8 +84,14 @@ pub fn mk_array(items: Vec<Obj>) -> Obj {
         (*o).size = n;
         (*o).capacity = n;
         let data = (o as *mut u8).add(std::mem::size_of::<LeanArrayObject>()) as *mut *mut LeanObject;
-        for (i, item) in items.into_iter().enumerate() {
-            *data.add(i) = item.into_raw();
+        let mut stored = 0;
+        for item in items.take(n) {
+            *data.add(stored) = item.into_raw();
+            stored += 1;
+        }
+        // An iterator that reported more than it yielded leaves no slot uninitialized.
+        for i in stored..n {
+            *data.add(i) = abi::box_usize(0);
         }
         Obj::from_raw(o as *mut LeanObject)
     }

@@ -267,11 +267,25 @@ fn closures_apply_partially_and_fully_through_the_runtime() {
     let partial = lean::apply(f.clone(), vec![Obj::boxed(2)]);
     assert_eq!(partial.tag(), abi::CLOSURE as usize, "under-application yields a closure");
     assert_eq!(lean::apply(partial, vec![Obj::boxed(3)]).unbox(), Some(6));
-    assert_eq!(lean::apply(f, vec![Obj::boxed(10), Obj::boxed(20)]).unbox(), Some(31));
+    assert_eq!(lean::apply(f.clone(), vec![Obj::boxed(10), Obj::boxed(20)]).unbox(), Some(31));
     // SAFETY: sum5 takes five boxed arguments; lean_apply_n path.
     let g = unsafe { lean::alloc_closure(sum5 as *const _, 5, vec![]) };
     let args = (1..=5).map(Obj::boxed).collect();
-    assert_eq!(lean::apply(g, args).unbox(), Some(15));
+    assert_eq!(lean::apply(g.clone(), args).unbox(), Some(15));
+    // The allocation-free form takes the same paths (lean_apply_2 and lean_apply_n).
+    assert_eq!(lean::apply_array(f.clone(), [Obj::boxed(10), Obj::boxed(20)]).unbox(), Some(31));
+    assert_eq!(lean::apply_array(g, [1, 2, 3, 4, 5].map(Obj::boxed)).unbox(), Some(15));
+}
+
+#[test]
+fn arrays_built_from_an_iterator_own_their_elements() {
+    let (_rt, _t) = require_runtime!();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    let array = lean::mk_array_from((0..3).map(|_| counted_class().wrap(Counted(&DROPS))));
+    assert_eq!(lean::array_len(&array), 3);
+    assert_eq!(lean::array_get(&array, 1).rc(), 2, "the array holds one reference, the copy another");
+    drop(array);
+    assert_eq!(DROPS.load(Ordering::SeqCst), 3);
 }
 
 #[test]

@@ -13,7 +13,9 @@ use capnp_lean_toolchain::{CapabilityManifest, ManifestFile, RuntimeInit};
 
 use crate::call::{expected_prototype, same_prototype, LeanArgs, LeanRet};
 use crate::error::{LoaderCode, LoaderError};
-use crate::preflight::{check_manifest, runtime_path, RUNTIME_FILE_NAME};
+use crate::global::{expected_global, kind_of_declaration, same_global, LeanGlobal, SymbolKind};
+use crate::preflight::{cached_info, check_manifest, runtime_path, RUNTIME_FILE_NAME};
+use crate::stamp;
 use capnp_lean_leanrt::{abi::LeanObject, InitMode, IoResult, LeanRuntime, ThreadAttachment};
 
 /// Keep libraries mapped after `dlclose` (glibc's value).
@@ -25,7 +27,8 @@ pub struct LoadOptions {
     /// Runtime to use when the manifest lists none (otherwise the process's runtime).
     pub runtime: Option<PathBuf>,
     /// Skip the preflight (it reads every library's symbol tables; skip only for speed when the
-    /// same bundle was checked before).
+    /// same bundle was checked before). Without this, a bundle whose preflight record still
+    /// matches every file it names is not checked again (see [`Capability::open_with`]).
     pub skip_preflight: bool,
 }
 
@@ -47,16 +50,25 @@ pub struct Capability {
 static OPENING: Mutex<()> = Mutex::new(());
 
 impl Capability {
-    /// Opens the capability described by the manifest at `path`.
+    /// Opens the capability described by the manifest at `path` (ours, or one lean-rs wrote:
+    /// see [`crate::lean_rs`]).
     pub fn open(path: &Path) -> Result<Capability, LoaderError> {
         Self::open_with(path, &LoadOptions::default())
     }
 
-    /// Opens with options: preflight, runtime, dependencies, primary, initializers.
+    /// Opens with options: preflight, runtime, dependencies, primary, initializers. A clean
+    /// preflight is recorded beside the manifest (`<manifest>.preflight.json`: the size and
+    /// modification time of every file it read); while that record matches, later opens (in any
+    /// process) skip the preflight. Any changed, moved or missing file means a full preflight.
     pub fn open_with(path: &Path, options: &LoadOptions) -> Result<Capability, LoaderError> {
-        let manifest = ManifestFile::read(path).map_err(|e| LoaderError::new(LoaderCode::ManifestInvalid, e.message, e.hint))?;
-        if !options.skip_preflight {
-            check_manifest(&manifest, options.runtime.as_deref())?;
+        let manifest = crate::lean_rs::read_manifest(path)?;
+        let fallback = options.runtime.as_deref();
+        // A bundle that passed the preflight and has not changed since is not read again (see
+        // `crate::stamp`): the runtime's symbol table alone costs hundreds of milliseconds.
+        if !options.skip_preflight && !stamp::still_valid(path, fallback) {
+            let (checked, read) = stamp::recording(|| check_manifest(&manifest, fallback));
+            checked?;
+            stamp::write(path, fallback, &read);
         }
         let _opening = OPENING.lock().unwrap_or_else(|p| p.into_inner());
         let runtime = open_runtime(&manifest, options.runtime.as_deref())?;
@@ -103,18 +115,19 @@ impl Capability {
 
     /// A typed export: `A` is a tuple of argument types, `R` the result type. The symbol must be
     /// listed in the manifest (when it lists exports) and defined by the primary library; when
-    /// the manifest recorded Lean's C prototype, the Rust types must match it.
+    /// the manifest recorded Lean's C prototype, the Rust types must match it. A nullary constant
+    /// is a global, not a function, and is refused here (`LOADER-SYMBOL-KIND`): read it with
+    /// [`Capability::global`].
     pub fn export<A: LeanArgs, R: LeanRet>(&self, symbol: &str) -> Result<Export<A, R>, LoaderError> {
-        let m = self.manifest();
-        let recorded = m.exports.iter().find(|e| e.symbol == symbol);
-        if !m.exports.is_empty() && recorded.is_none() {
+        let recorded = self.listed(symbol)?;
+        if self.kind_of(symbol, recorded) == SymbolKind::Global {
             return Err(LoaderError::new(
-                LoaderCode::UnknownExport,
-                format!("{symbol} is not among the exports of {} in its manifest", m.package),
-                "add it to the exports passed to capnp_lean_toolchain::build_capability and rebuild",
+                LoaderCode::SymbolKind,
+                format!("{symbol} is a global holding a nullary Lean constant (set by the module initializer), not a function"),
+                format!("read it with Capability::global::<T>(\"{symbol}\")"),
             ));
         }
-        if let Some(proto) = recorded.and_then(|e| e.c_signature.as_deref()) {
+        if let Some(proto) = recorded {
             let expected = expected_prototype::<A, R>(symbol);
             if !same_prototype(proto, &expected) {
                 return Err(LoaderError::new(
@@ -124,14 +137,87 @@ impl Capability {
                 ));
             }
         }
+        let f = self.primary_symbol(symbol)?;
+        Ok(Export { bundle: self.bundle.clone(), f, _sig: PhantomData })
+    }
+
+    /// Reads a nullary `@[export]` constant: a global of the primary library that the module
+    /// initializer filled (Lean emits `LEAN_EXPORT lean_object* name;` or a scalar type). Object
+    /// values come back as a new reference — the module keeps its own — converted with
+    /// [`crate::FromObj`] (`String`, `Vec<u8>`, `Obj`, …); unboxed scalars (`u8` … `u64`,
+    /// `usize`, `f64`, `bool`) are copied. The symbol must be a global (per the manifest's
+    /// recorded declaration, else the ELF symbol type; a function is refused with
+    /// `LOADER-SYMBOL-KIND`) and `T` must match its recorded type (`LOADER-SIGNATURE`).
+    pub fn global<T: LeanGlobal>(&self, symbol: &str) -> Result<T, LoaderError> {
+        let recorded = self.listed(symbol)?;
+        if self.kind_of(symbol, recorded) == SymbolKind::Function {
+            return Err(LoaderError::new(
+                LoaderCode::SymbolKind,
+                format!("{symbol} is a function, not a global holding a nullary Lean constant"),
+                format!("call it with Capability::export (e.g. cap.export::<(…), R>(\"{symbol}\"))"),
+            ));
+        }
+        if let Some(declaration) = recorded {
+            let expected = expected_global::<T>(symbol);
+            if !same_global(declaration, &expected) {
+                return Err(LoaderError::new(
+                    LoaderCode::SignatureMismatch,
+                    format!("{symbol} was built as `{declaration}` but is read as `{expected}`"),
+                    "change the Rust type to match the Lean constant's type",
+                ));
+            }
+        }
+        let address = self.primary_symbol(symbol)?;
+        // SAFETY: `address` is a global of the primary, which stays mapped (RTLD_NODELETE and the
+        // bundle reference); it is data (checked above) of `T`'s C type when a declaration was
+        // recorded.
+        unsafe { T::read(address) }.ok_or_else(|| {
+            LoaderError::new(
+                LoaderCode::GlobalUninitialized,
+                format!("{symbol} is still NULL: the initializer of {} that sets it has not run", self.manifest().package),
+                "give the primary library its module initializer in the manifest (initialize_<package>_<Module>)",
+            )
+        })
+    }
+
+    /// The manifest's recorded C declaration of `symbol`, refusing symbols absent from a manifest
+    /// that lists its exports.
+    fn listed(&self, symbol: &str) -> Result<Option<&str>, LoaderError> {
+        let m = self.manifest();
+        let recorded = m.exports.iter().find(|e| e.symbol == symbol);
+        if !m.exports.is_empty() && recorded.is_none() {
+            return Err(LoaderError::new(
+                LoaderCode::UnknownExport,
+                format!("{symbol} is not among the exports of {} in its manifest", m.package),
+                "add it to the exports passed to capnp_lean_toolchain::build_capability and rebuild",
+            ));
+        }
+        Ok(recorded.and_then(|e| e.c_signature.as_deref()))
+    }
+
+    /// Function or global: from the recorded declaration, else from the primary's ELF symbol
+    /// type (when the library can be read; otherwise assumed a function, as before globals).
+    fn kind_of(&self, symbol: &str, recorded: Option<&str>) -> SymbolKind {
+        if let Some(declaration) = recorded {
+            return kind_of_declaration(declaration);
+        }
+        let (path, _) = self.bundle.libraries.last().expect("the primary is always opened");
+        match cached_info(path) {
+            Ok(info) if info.defined_data.contains(symbol) => SymbolKind::Global,
+            _ => SymbolKind::Function,
+        }
+    }
+
+    /// The address of `symbol` in the primary library.
+    fn primary_symbol(&self, symbol: &str) -> Result<*const c_void, LoaderError> {
         let (path, primary) = self.bundle.libraries.last().expect("the primary is always opened");
         let mut name = symbol.as_bytes().to_vec();
         name.push(0);
-        // SAFETY: only the address is taken here; calls go through the typed `Export`.
-        let f = unsafe { primary.get::<*const c_void>(&name) }.map(|s| *s).map_err(|e| {
+        // SAFETY: only the address is taken here; it is used through a typed `Export` or read
+        // as the global's checked type.
+        unsafe { primary.get::<*const c_void>(&name) }.map(|s| *s).map_err(|e| {
             LoaderError::new(LoaderCode::UnknownExport, format!("{} does not define {symbol}: {e}", path.display()), "rebuild the capability")
-        })?;
-        Ok(Export { bundle: self.bundle.clone(), f, _sig: PhantomData })
+        })
     }
 }
 

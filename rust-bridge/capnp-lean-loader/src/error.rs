@@ -38,6 +38,10 @@ pub enum LoaderCode {
     SignatureMismatch,
     /// A call returned an IO error.
     LeanIoError,
+    /// A global (nullary constant) was requested as a function, or a function as a global.
+    SymbolKind,
+    /// An object global is still `NULL`: the initializer that fills it has not run.
+    GlobalUninitialized,
 }
 
 impl LoaderCode {
@@ -60,6 +64,8 @@ impl LoaderCode {
             Self::UnknownExport => "LOADER-UNKNOWN-EXPORT",
             Self::SignatureMismatch => "LOADER-SIGNATURE",
             Self::LeanIoError => "LOADER-LEAN-IO-ERROR",
+            Self::SymbolKind => "LOADER-SYMBOL-KIND",
+            Self::GlobalUninitialized => "LOADER-GLOBAL-UNINITIALIZED",
         }
     }
 }

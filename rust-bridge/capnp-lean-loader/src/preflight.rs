@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use capnp_lean_toolchain::elf::{host_machine, machine_name, read_dynamic_info, ElfDynamicInfo};
 use capnp_lean_toolchain::ManifestFile;
@@ -17,15 +18,24 @@ use crate::providers::{exports_of_needed_closure, likely_provider};
 /// File name that marks the Lean runtime among a manifest's dependencies.
 pub const RUNTIME_FILE_NAME: &str = "libleanshared.so";
 
-/// Reads ELF facts once per path: the 230 MB runtime is consulted by every preflight.
-fn cached_info(path: &Path) -> Result<Arc<ElfDynamicInfo>, LoaderError> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<ElfDynamicInfo>>>> = OnceLock::new();
+/// What identifies one version of a file: its path, size and modification time.
+type FileVersion = (PathBuf, u64, Option<SystemTime>);
+
+/// Reads ELF facts once per version of a file (path, size, modification time): the 230 MB
+/// runtime and the system libraries are consulted by every preflight, and a library rebuilt
+/// in place while the process runs is read again.
+pub(crate) fn cached_info(path: &Path) -> Result<Arc<ElfDynamicInfo>, LoaderError> {
+    static CACHE: OnceLock<Mutex<HashMap<FileVersion, Arc<ElfDynamicInfo>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(info) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
-        return Ok(info.clone());
+    crate::stamp::note_read(path);
+    let key = std::fs::metadata(path).ok().map(|m| (path.to_path_buf(), m.len(), m.modified().ok()));
+    if let Some(info) = key.as_ref().and_then(|k| cache.lock().unwrap_or_else(|p| p.into_inner()).get(k).cloned()) {
+        return Ok(info);
     }
     let info = Arc::new(read_dynamic_info(path).map_err(|e| LoaderError::new(LoaderCode::LibraryInvalid, e.message, e.hint))?);
-    cache.lock().unwrap_or_else(|p| p.into_inner()).insert(path.to_path_buf(), info.clone());
+    if let Some(key) = key {
+        cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, info.clone());
+    }
     Ok(info)
 }
 
@@ -40,10 +50,9 @@ pub fn runtime_path(manifest: &ManifestFile, fallback: Option<&Path>) -> Option<
         .or_else(|| fallback.map(Path::to_path_buf))
 }
 
-/// Checks a manifest file: reads it, then [`check_manifest`].
+/// Checks a manifest file (ours or lean-rs's): reads it, then [`check_manifest`].
 pub fn preflight(manifest_path: &Path, runtime: Option<&Path>) -> Result<(), Findings> {
-    let manifest = ManifestFile::read(manifest_path)
-        .map_err(|e| Findings(vec![LoaderError::new(LoaderCode::ManifestInvalid, e.message, e.hint)]))?;
+    let manifest = crate::lean_rs::read_manifest(manifest_path).map_err(|e| Findings(vec![e]))?;
     check_manifest(&manifest, runtime)
 }
 
@@ -126,15 +135,27 @@ pub fn check_manifest(manifest: &ManifestFile, runtime: Option<&Path>) -> Result
     }
 }
 
+/// Symbols the running program exports to the libraries it opens (e.g. the Lean glue's
+/// `capnp_lean_kj_*` externs in `capnp-lean-worker`, or in a Lean program linked with
+/// `-rdynamic`): a capability may rely on its host for them.
+fn host_exports() -> &'static BTreeSet<String> {
+    static EXPORTS: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+    EXPORTS.get_or_init(|| {
+        std::env::current_exe().ok().and_then(|exe| read_dynamic_info(&exe).ok()).map(|info| info.defined).unwrap_or_default()
+    })
+}
+
 fn check_symbols(libs: &[(PathBuf, bool, Arc<ElfDynamicInfo>)], runtime: Option<&ElfDynamicInfo>, findings: &mut Vec<LoaderError>) {
     // Names under which bundle libraries satisfy DT_NEEDED entries (already loaded by then).
     let bundle_names: BTreeSet<String> = libs
         .iter()
         .flat_map(|(p, _, i)| i.soname.iter().cloned().chain(p.file_name().map(|n| n.to_string_lossy().into_owned())))
         .collect();
-    let mut visible: BTreeSet<String> = runtime.map(|r| r.defined.clone()).unwrap_or_default();
+    // The symbol sets visible to the next library opened (borrowed, not merged: the runtime's
+    // holds 230,000 names).
+    let mut visible: Vec<&BTreeSet<String>> = runtime.map(|r| &r.defined).into_iter().collect();
     for (index, (path, global, info)) in libs.iter().enumerate() {
-        let (system, unresolved) = exports_of_needed_closure(&[(path.clone(), (**info).clone())], &bundle_names);
+        let (system, unresolved) = exports_of_needed_closure(&[(path, info)], &bundle_names);
         for (from, name) in unresolved {
             findings.push(LoaderError::new(
                 LoaderCode::NeededLibraryMissing,
@@ -146,7 +167,11 @@ fn check_symbols(libs: &[(PathBuf, bool, Arc<ElfDynamicInfo>)], runtime: Option<
         let mut misordered = Vec::new();
         for sym in info.undefined.iter().filter(|u| !u.weak) {
             let name = sym.name.as_str();
-            if visible.contains(name) || info.defined.contains(name) || system.contains(name) {
+            if visible.iter().any(|v| v.contains(name)) || info.defined.contains(name) || system.contains(name) {
+                continue;
+            }
+            if host_exports().contains(name) {
+                crate::stamp::note_host_symbol();
                 continue;
             }
             if let Some((other, _, _)) = libs.iter().enumerate().find(|(j, (_, _, o))| *j != index && o.defined.contains(name)).map(|(_, l)| l) {
@@ -172,7 +197,7 @@ fn check_symbols(libs: &[(PathBuf, bool, Arc<ElfDynamicInfo>)], runtime: Option<
             ));
         }
         if *global || path.file_name().is_some_and(|n| n == RUNTIME_FILE_NAME) {
-            visible.extend(info.defined.iter().cloned());
+            visible.push(&info.defined);
         }
     }
 }

@@ -5,7 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use capnp_lean_toolchain::elf::{read_dynamic_info, ElfDynamicInfo};
+use std::sync::Arc;
+
+use capnp_lean_toolchain::elf::ElfDynamicInfo;
+
+use crate::preflight::cached_info;
 
 /// The system's library folders: `/etc/ld.so.conf(.d)` entries plus the built-in defaults.
 pub fn system_library_dirs() -> Vec<PathBuf> {
@@ -44,22 +48,24 @@ pub fn resolve_needed(name: &str, from: &Path, info: &ElfDynamicInfo, system: &[
 }
 
 /// Every symbol exported by the libraries `roots` need, transitively (libc, libstdc++, …).
-pub fn exports_of_needed_closure(roots: &[(PathBuf, ElfDynamicInfo)], skip: &BTreeSet<String>) -> (BTreeSet<String>, Vec<(PathBuf, String)>) {
+/// Each library is read once per process (see [`cached_info`]).
+pub fn exports_of_needed_closure(roots: &[(&Path, &ElfDynamicInfo)], skip: &BTreeSet<String>) -> (BTreeSet<String>, Vec<(PathBuf, String)>) {
     let system = system_library_dirs();
     let mut exports = BTreeSet::new();
     let mut unresolved = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut queue: Vec<(PathBuf, ElfDynamicInfo)> = roots.to_vec();
+    let mut queue: Vec<(PathBuf, Needed<'_>)> = roots.iter().map(|(p, i)| (p.to_path_buf(), Needed::Root(i))).collect();
     while let Some((path, info)) = queue.pop() {
+        let info = info.get();
         for name in &info.needed {
             if skip.contains(name) || !seen.insert(name.clone()) {
                 continue;
             }
-            match resolve_needed(name, &path, &info, &system) {
+            match resolve_needed(name, &path, info, &system) {
                 Some(found) => {
-                    if let Ok(dep) = read_dynamic_info(&found) {
+                    if let Ok(dep) = cached_info(&found) {
                         exports.extend(dep.defined.iter().cloned());
-                        queue.push((found, dep));
+                        queue.push((found, Needed::Dependency(dep)));
                     }
                 }
                 None => unresolved.push((path.clone(), name.clone())),
@@ -69,6 +75,21 @@ pub fn exports_of_needed_closure(roots: &[(PathBuf, ElfDynamicInfo)], skip: &BTr
     (exports, unresolved)
 }
 
+/// A library of the closure: a root (borrowed) or a dependency (shared from the cache).
+enum Needed<'a> {
+    Root(&'a ElfDynamicInfo),
+    Dependency(Arc<ElfDynamicInfo>),
+}
+
+impl Needed<'_> {
+    fn get(&self) -> &ElfDynamicInfo {
+        match self {
+            Needed::Root(info) => info,
+            Needed::Dependency(info) => info,
+        }
+    }
+}
+
 /// A guess at which library defines `symbol`, with the usual fix.
 pub fn likely_provider(symbol: &str) -> (&'static str, &'static str) {
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| symbol.starts_with(p));
@@ -76,6 +97,8 @@ pub fn likely_provider(symbol: &str) -> (&'static str, &'static str) {
         ("KJ (libkj.so / libkj-async.so)", "install libcapnp-dev (Cap'n Proto 0.9.2) and list the KJ libraries as global dependencies")
     } else if starts(&["_ZN5capnp", "_ZNK5capnp", "_ZTVN5capnp", "_ZTIN5capnp"]) {
         ("Cap'n Proto (libcapnp.so / libcapnp-rpc.so)", "install libcapnp-dev and list libcapnp/libcapnp-rpc as global dependencies")
+    } else if starts(&["capnp_lean_kj_"]) {
+        ("the capnp-lean Lean glue (its Capnp.Rpc.Kj externs)", "run the capability in capnp-lean-worker (which exports them), or link libcapnp_lean_glue.a into the program with -rdynamic (docs/lean-kj.md)")
     } else if starts(&["capnp_lean_"]) {
         ("the capnp-lean C ABI shim (ffi-cxx)", "add the capnp-lean bridge library to the manifest's dependencies with global = true")
     } else if starts(&["lean_", "l_", "initialize_", "_init_l_"]) {

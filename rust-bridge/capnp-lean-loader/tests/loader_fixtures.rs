@@ -147,3 +147,53 @@ fn a_manifest_built_for_another_lean_version_is_refused() {
     assert_eq!(err.code, LoaderCode::VersionMismatch);
     assert!(err.message.contains("4.34.0") && err.message.contains("4.35.0"), "{err}");
 }
+
+#[test]
+fn nullary_constants_are_read_from_the_globals_the_initializer_filled() {
+    let (cap, _t) = require_capability!();
+    assert_eq!(cap.global::<String>("fxcap_banner").unwrap(), "fxcap banner");
+    assert_eq!(cap.global::<u32>("fxcap_answer").unwrap(), 42);
+    assert_eq!(cap.global::<String>("fxcap_config").unwrap(), "config from initialize", "an IO-initialized constant");
+    assert_eq!(cap.global::<String>("fxcap_ground").unwrap(), "fxcap ground", "a statically laid out constant");
+    assert_eq!(cap.global::<Obj>("fxcap_small").unwrap().unbox(), Some(7), "a small Nat is a boxed scalar in an object global");
+    let banner = cap.global::<Obj>("fxcap_banner").unwrap();
+    assert_eq!(banner.rc(), 0, "the initializer marked it persistent, as Lean does");
+    assert_eq!(banner.as_ptr(), cap.global::<Obj>("fxcap_banner").unwrap().as_ptr(), "the module's own object, not a copy");
+}
+
+#[test]
+fn reading_a_global_adds_a_reference_and_leaves_the_modules_own() {
+    let (cap, _t) = require_capability!();
+    let before = cap.global::<Obj>("fxcap_unmarked").unwrap();
+    let held = before.rc();
+    assert!(held >= 2, "the module's reference plus ours, got {held}");
+    let again = cap.global::<Obj>("fxcap_unmarked").unwrap();
+    assert_eq!(again.rc(), held + 1);
+    drop(again);
+    drop(before);
+    for _ in 0..100 {
+        assert_eq!(cap.global::<String>("fxcap_unmarked").unwrap(), "counted, not persistent");
+    }
+    assert_eq!(cap.global::<Obj>("fxcap_unmarked").unwrap().rc(), held, "every read gave its reference back");
+}
+
+#[test]
+fn functions_and_globals_are_not_mistaken_for_each_other() {
+    let (cap, _t) = require_capability!();
+    let err = cap.global::<u32>("fxcap_add").expect_err("a function is not a global");
+    assert_eq!(err.code, LoaderCode::SymbolKind);
+    assert!(err.message.contains("fxcap_add is a function") && err.hint.contains("Capability::export"), "{err}");
+    let err = cap.export::<(), u32>("fxcap_answer").err().expect("a global is not a function");
+    assert_eq!(err.code, LoaderCode::SymbolKind);
+    assert!(err.hint.contains("Capability::global"), "{err}");
+}
+
+#[test]
+fn globals_read_with_the_wrong_type_are_refused() {
+    let (cap, _t) = require_capability!();
+    let err = cap.global::<u64>("fxcap_answer").expect_err("uint32_t read as u64");
+    assert_eq!(err.code, LoaderCode::SignatureMismatch);
+    assert!(err.message.contains("uint32_t fxcap_answer") && err.message.contains("uint64_t fxcap_answer"), "{err}");
+    let err = cap.global::<u32>("fxcap_ground").expect_err("an object read as a scalar");
+    assert_eq!(err.code, LoaderCode::SignatureMismatch);
+}

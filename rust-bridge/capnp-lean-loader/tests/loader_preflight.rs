@@ -109,3 +109,62 @@ fn an_unknown_manifest_schema_is_a_finding_not_a_crash() {
     assert_eq!(findings.0[0].code, LoaderCode::ManifestInvalid);
     assert!(findings.0[0].message.contains("schema version 99"), "{findings}");
 }
+
+#[test]
+fn symbols_of_the_lean_glue_are_reported_with_where_to_get_them() {
+    let Some(runtime) = loader_support::runtime() else { return };
+    let dir = loader_support::scratch("preflight-glue");
+    let path = loader_support::build_single(&dir, &runtime, "fxneedsglue", "FxNeedsGlue");
+    // This test program does not export the glue's externs, so nothing provides them.
+    let findings = preflight(&path, None).unwrap_err();
+    let f = findings.with_code(LoaderCode::UndefinedSymbols).next().unwrap_or_else(|| panic!("{findings}"));
+    assert!(f.message.contains("capnp_lean_kj_serve (likely from the capnp-lean Lean glue"), "{f}");
+    assert!(f.hint.contains("capnp-lean-worker") && f.hint.contains("libcapnp_lean_glue.a"), "{f}");
+}
+
+#[test]
+fn a_clean_open_is_recorded_and_an_unchanged_bundle_is_not_checked_again() {
+    let Some(runtime) = loader_support::runtime() else { return };
+    let dir = loader_support::scratch("preflight-record");
+    let manifest = loader_support::build_fxcap(&dir, &runtime, true);
+    let record = dir.join("fxcap.capability.json.preflight.json");
+    assert!(!record.exists());
+    Capability::open(&manifest).unwrap();
+    let written = std::fs::read_to_string(&record).expect("a clean preflight is recorded beside the manifest");
+    assert!(written.contains("libfxcap.so") && written.contains("libfxdep.so") && written.contains("libleanshared.so"), "{written}");
+    let stamp = std::fs::metadata(&record).unwrap().modified().unwrap();
+    // A second open finds the record valid: no preflight runs, so nothing is recorded again;
+    // also when the manifest is named differently (relative to the working directory).
+    Capability::open(&manifest).unwrap();
+    let relative = pathdiff(&manifest);
+    Capability::open(&relative).unwrap();
+    assert_eq!(std::fs::metadata(&record).unwrap().modified().unwrap(), stamp, "the record was rewritten: the preflight ran again");
+}
+
+/// `path` relative to the working directory (`..` as needed).
+fn pathdiff(path: &std::path::Path) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let path = path.canonicalize().unwrap();
+    let common = cwd.ancestors().find(|a| path.starts_with(a)).unwrap().to_path_buf();
+    let ups = cwd.strip_prefix(&common).unwrap().components().count();
+    let mut relative: std::path::PathBuf = std::iter::repeat_n("..", ups).collect();
+    relative.push(path.strip_prefix(&common).unwrap());
+    relative
+}
+
+#[test]
+fn a_bundle_changed_after_its_record_is_checked_again() {
+    let Some(runtime) = loader_support::runtime() else { return };
+    let dir = loader_support::scratch("preflight-record-stale");
+    let manifest = loader_support::build_fxcap(&dir, &runtime, true);
+    Capability::open(&manifest).unwrap();
+    assert!(dir.join("fxcap.capability.json.preflight.json").exists());
+    // The same libraries, the dependency no longer global. They are all loaded already
+    // (RTLD_NODELETE), so dlopen would succeed: only the preflight can refuse this bundle.
+    let mut file = ManifestFile::read(&manifest).unwrap();
+    assert!(file.library_path(&file.manifest.dependencies[1]).ends_with("lib/libfxdep.so"));
+    file.manifest.dependencies[1].global = false;
+    file.manifest.write(&manifest).unwrap();
+    let err = Capability::open(&manifest).err().expect("the changed bundle is checked and refused");
+    assert_eq!(err.code, LoaderCode::UndefinedSymbols, "{err}");
+}

@@ -53,12 +53,19 @@ LEAN_EXPORT lean_object* fxcap_reverse(lean_object*);
 LEAN_EXPORT lean_object* fxcap_io_echo(lean_object*);
 LEAN_EXPORT lean_object* fxcap_io_fail(lean_object*);
 LEAN_EXPORT lean_object* fxcap_adder(uint32_t);
+LEAN_EXPORT lean_object* fxcap_banner;
+LEAN_EXPORT uint32_t fxcap_answer;
+LEAN_EXPORT lean_object* fxcap_config;
+LEAN_EXPORT const lean_object* fxcap_ground = (const lean_object*)&fxcap_ground_value;
+LEAN_EXPORT lean_object* fxcap_unmarked;
+LEAN_EXPORT lean_object* fxcap_small;
 ";
 
 /// The exports of the fixture capability.
 pub const FXCAP_EXPORTS: &[&str] = &[
     "fxcap_add", "fxcap_scaled", "fxcap_tripled", "fxcap_init_runs", "fxcap_mul64", "fxcap_half", "fxcap_is_even",
-    "fxcap_greet", "fxcap_reverse", "fxcap_io_echo", "fxcap_io_fail", "fxcap_adder",
+    "fxcap_greet", "fxcap_reverse", "fxcap_io_echo", "fxcap_io_fail", "fxcap_adder", "fxcap_banner", "fxcap_answer",
+    "fxcap_config", "fxcap_ground", "fxcap_unmarked", "fxcap_small",
 ];
 
 /// Builds the fixture capability in `dir`: libfxhelper (NEEDED via RUNPATH, not in the
