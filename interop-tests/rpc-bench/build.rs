@@ -1,5 +1,5 @@
 //! Builds the native C++ KJ benchmark client and server (`cxx/kj_bench_client.c++`,
-//! `cxx/kj_bench_server.c++`) against the system's Cap'n Proto (Debian's 0.9.2): generates C++
+//! `cxx/kj_bench_server.c++`) and the error tests' KJ client (`cxx/kj_fail_client.c++`) against the system's Cap'n Proto (Debian's 0.9.2): generates C++
 //! for `interop.capnp` with `capnp compile -oc++`, compiles them into one static library and links the KJ/capnp shared libraries found by
 //! pkg-config. Fails early, with the install command, when those are missing.
 
@@ -13,7 +13,11 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let schema_dir = manifest_dir.join("../../capnp-schemas");
-    let sources = [manifest_dir.join("cxx/kj_bench_client.c++"), manifest_dir.join("cxx/kj_bench_server.c++")];
+    let sources = [
+        manifest_dir.join("cxx/kj_bench_client.c++"),
+        manifest_dir.join("cxx/kj_bench_server.c++"),
+        manifest_dir.join("cxx/kj_fail_client.c++"),
+    ];
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }

@@ -52,8 +52,9 @@ void endConnectionSoon(LoopState* state, capnp_lean_connection* conn, ErrorData 
       state->connections.erase(conn);
       conn->core->unref();
       delete conn;
-      state->returnMemorySoon();
     }
+    // Closing freed what the connection held (a host-held one too: its send queue may be large).
+    state->returnMemorySoon();
   }));
 }
 

@@ -83,17 +83,20 @@ kj::Promise<size_t> ProgressStream::readSome(kj::byte* buffer, size_t minBytes, 
 
 kj::Promise<void> WatchedMessageStream::writeMessage(
     kj::ArrayPtr<const int> fds, kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments) {
+  noteSending();
   if (!hookWrites) return inner.writeMessage(fds, segments);
   return inner.writeMessage(fds, segments).then([this]() { wroteSome(); });
 }
 
 kj::Promise<void> WatchedMessageStream::writeMessages(
     kj::ArrayPtr<kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>>> messages) {
+  noteSending();
   if (!hookWrites) return inner.writeMessages(messages);
   return inner.writeMessages(messages).then([this]() { wroteSome(); });
 }
 
 void WatchedMessageStream::wroteSome() {
+  lastWrite = watch.clock().now();
   // Only while a read is held back: otherwise writes cost nothing extra. Checked in a later
   // turn, once KJ's network has taken the written message off its own queue.
   if (drainWaiter.get() == nullptr || checkScheduled) return;
@@ -109,6 +112,34 @@ void WatchedMessageStream::checkDrained() {
   stuckDeadline = nullptr;
   auto waiter = kj::mv(drainWaiter);
   waiter->fulfill();
+}
+
+void WatchedMessageStream::noteSending() {
+  if (writeWatchArmed || bound.limit == 0 || bound.stuckTimeout == 0 * kj::SECONDS) return;
+  lastWrite = watch.clock().now();  // the queue was empty: nothing was stuck before now
+  armWriteWatch(lastWrite + bound.stuckTimeout);
+}
+
+void WatchedMessageStream::armWriteWatch(kj::TimePoint at) {
+  writeWatchArmed = true;
+  tasks.add(watch.clock().atTime(at).then([this]() {
+    writeWatchArmed = false;
+    writeWatchCheck();
+  }));
+}
+
+void WatchedMessageStream::writeWatchCheck() {
+  auto queued = queuedBytes();
+  if (queued == 0) return;  // all written: the next message re-arms
+  auto now = watch.clock().now();
+  if (now - lastWrite < bound.stuckTimeout) {
+    armWriteWatch(lastWrite + bound.stuckTimeout);
+  } else if (queued > bound.limit) {
+    watch.fail("the peer did not read what it was sent: " + std::to_string(queued) +
+               " bytes queued for over " + millis(bound.stuckTimeout));
+  } else {
+    armWriteWatch(now + bound.stuckTimeout);  // stuck, but within the bound: look again later
+  }
 }
 
 kj::Promise<void> WatchedMessageStream::drained() {

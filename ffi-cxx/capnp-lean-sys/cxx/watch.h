@@ -92,6 +92,9 @@ class ProgressStream final : public kj::AsyncIoStream {
 // bytes the connection stops reading (so a peer that sends calls but never reads the answers
 // stops being served) until the queue is back under half the limit; a queue that stays above
 // the limit for `stuckTimeout` ends the connection. A zero limit or timeout turns that part off.
+// The timeout is watched from both sides: a read held back by the bound (the server role), and
+// writes that make no progress while more than `limit` bytes wait (the client role, whose read
+// is already waiting on a peer that never speaks, so the read side never looks at the queue).
 struct SendQueueBound {
   size_t limit = 0;
   kj::Duration stuckTimeout = 0 * kj::SECONDS;
@@ -135,10 +138,17 @@ class WatchedMessageStream final : public capnp::MessageStream,
   kj::Own<kj::PromiseFulfiller<void>> drainWaiter;  // a read held back by the bound
   bool checkScheduled = false;
   kj::Maybe<kj::Promise<void>> stuckDeadline;
+  kj::TimePoint lastWrite = kj::origin<kj::TimePoint>();  // when bytes last left
+  bool writeWatchArmed = false;
   kj::TaskSet tasks{*this};  // last: cancelled first
 
   kj::Promise<void> drained();
   void checkDrained();
+  // A message was handed to the transport: watch the writes, unless already watching. Costs
+  // nothing more per message; the timer fires at most once per timeout while bytes wait.
+  void noteSending();
+  void armWriteWatch(kj::TimePoint at);
+  void writeWatchCheck();
   void taskFailed(kj::Exception&& exception) override { (void)exception; }
 };
 

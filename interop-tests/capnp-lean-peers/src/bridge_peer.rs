@@ -13,6 +13,7 @@ use crate::rust_peer::bench::BenchPlan;
 use crate::scenarios::calculator::run_calculator_scenario;
 use crate::scenarios::interop::{check_step_names, run_interop_steps};
 use crate::servers::calculator::CalculatorServer;
+use crate::servers::forwarding::ForwardingInterop;
 use crate::servers::interop::InteropServer;
 
 /// Connection options for the bridge peers and tests: the defaults, with the transport taken
@@ -77,7 +78,22 @@ pub fn bootstrap_for(runtime: &Runtime, service: Service) -> Result<capnp::capab
 pub fn serve_until_killed(address: &str, service: Service) -> Result<(), String> {
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
     let bootstrap = bootstrap_for(&runtime, service)?;
-    let listener = capnp_lean::block_on(runtime.listen_with(address, &bootstrap, &connection_options()))
+    listen_until_killed(&runtime, address, &bootstrap)
+}
+
+/// Like [`serve_until_killed`] with an `Interop` server that forwards `echo` and `fail` to the
+/// `Interop` server at `upstream` ([`ForwardingInterop`]): a bridge proxy.
+pub fn serve_proxy_until_killed(address: &str, upstream: &str) -> Result<(), String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let upstream = capnp_lean::block_on(connect(&runtime, upstream)).map_err(|e| e.to_string())??;
+    let upstream = std::sync::Arc::new(upstream);
+    let proxy = ForwardingInterop::new(move || Ok(upstream.bootstrap::<interop::Client>()?));
+    let bootstrap = runtime.serve::<interop::Client, _>(proxy).map_err(|e| format!("cannot host the proxy: {e}"))?;
+    listen_until_killed(&runtime, address, &bootstrap.client)
+}
+
+fn listen_until_killed(runtime: &Runtime, address: &str, bootstrap: &capnp::capability::Client) -> Result<(), String> {
+    let listener = capnp_lean::block_on(runtime.listen_with(address, bootstrap, &connection_options()))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let mut stdout = std::io::stdout();

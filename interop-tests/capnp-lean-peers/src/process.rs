@@ -107,14 +107,7 @@ pub fn wait_for_line<T>(
     timeout: Duration,
     mut pick: impl FnMut(&str) -> Option<T>,
 ) -> Result<T, LineWait> {
-    let (lines_tx, lines_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // Once the waiter is gone sends fail; reading on is what keeps the pipe empty.
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines_rx = lines_of(stdout);
     let deadline = Instant::now() + timeout;
     loop {
         match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
@@ -127,6 +120,19 @@ pub fn wait_for_line<T>(
             Err(mpsc::RecvTimeoutError::Disconnected) => return Err(LineWait::Closed),
         }
     }
+}
+
+/// The lines of `stdout`, read on their own thread until it ends. The thread keeps reading when
+/// the receiver is gone: that is what keeps the child's pipe from filling.
+fn lines_of(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (lines_tx, lines_rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = lines_tx.send(line);
+        }
+    });
+    lines_rx
 }
 
 fn collect(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<String> {
@@ -175,13 +181,7 @@ pub fn run_with_marks(
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = collect(child.stderr.take().expect("stderr is piped"));
-    let (lines_tx, lines_rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines_rx = lines_of(stdout);
     let deadline = Instant::now() + timeout;
     let mut printed = String::new();
     let outcome = loop {

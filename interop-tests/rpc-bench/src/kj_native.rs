@@ -1,5 +1,5 @@
-//! The native C++ KJ benchmark programs that `build.rs` compiles into this crate
-//! (`cxx/kj_bench_client.c++`, `cxx/kj_bench_server.c++`): their C entry points, and the one safe
+//! The native C++ KJ programs that `build.rs` compiles into this crate
+//! (`cxx/kj_bench_client.c++`, `cxx/kj_bench_server.c++`, `cxx/kj_fail_client.c++`): their C entry points, and the one safe
 //! function that calls them with a process's arguments. Both catch every C++ exception and
 //! return an exit status, so nothing unwinds into Rust.
 #![allow(unsafe_code)]
@@ -12,6 +12,8 @@ extern "C" {
     fn capnp_lean_kj_bench_main(argc: c_int, argv: *const *const c_char) -> c_int;
     /// `kj-bench-server`'s main: serves until killed; returns only on failure.
     fn capnp_lean_kj_bench_server_main(argc: c_int, argv: *const *const c_char) -> c_int;
+    /// `kj-fail-client`'s main: one `Interop.fail` call, the exception printed as KJ reports it.
+    fn capnp_lean_kj_fail_client_main(argc: c_int, argv: *const *const c_char) -> c_int;
 }
 
 /// Which C++ program to run.
@@ -19,8 +21,10 @@ extern "C" {
 pub enum Program {
     /// The benchmark client (`kj-bench-client`).
     Client,
-    /// The `Interop.echo` server (`kj-bench-server`).
+    /// The `Interop.echo` and `Interop.fail` server (`kj-bench-server`).
     Server,
+    /// The error tests' client (`kj-fail-client`).
+    FailClient,
 }
 
 /// Runs `program` with `args` (the program name first, as `std::env::args` gives them).
@@ -34,6 +38,7 @@ pub fn run(program: Program, args: impl Iterator<Item = String>) -> ExitCode {
     let main = match program {
         Program::Client => capnp_lean_kj_bench_main,
         Program::Server => capnp_lean_kj_bench_server_main,
+        Program::FailClient => capnp_lean_kj_fail_client_main,
     };
     // SAFETY: `argv` holds `argc` pointers to NUL-terminated strings owned by `args`, which
     // outlive the call; the C++ side only reads them and never unwinds (it catches everything).

@@ -11,5 +11,5 @@ pub mod bench;
 mod clients;
 
 pub use address::{Address, Listener, ReadHalf, Stream, WriteHalf};
-pub use clients::{client_calculator, client_interop};
+pub use clients::{client_calculator, client_fail, client_interop, error_kind_named};
 pub use rpc::{connect, run_local, serve, ClientConnection};

@@ -3,19 +3,26 @@
 //!
 //! ```text
 //! reliability-peer busy-client --connect ADDR --seed N --rpc bridge|capnp-rpc
+//! reliability-peer flood-client --connect ADDR --payload BYTES --interval-ms N --for-ms N
 //! ```
-//! Prints `busy` once every kind of operation is under way, then runs until killed.
+//! `busy-client` prints `busy` once every kind of operation is under way, then runs until killed.
+//! `flood-client` (a bridge client, connection options from the environment as `bridge-peer`
+//! reads them) prints `ready` once connected, starts an echo call every `--interval-ms` for
+//! `--for-ms`, and prints one summary line (`reliability::flood::flood`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use capnp_lean::Runtime;
 use capnp_schemas::interop_capnp::interop;
 use capnp_lean_peers::cli::{number, option};
 use capnp_lean_peers::host::{BridgeHost, RpcHost};
 use interop_tests::reliability::busy::keep_busy;
+use interop_tests::reliability::flood::{flood, FloodPlan};
 use capnp_lean_peers::rust_peer::{connect, run_local, Address};
 
 const USAGE: &str = "usage: reliability-peer busy-client --connect ADDR --seed N --rpc bridge|capnp-rpc
+       reliability-peer flood-client --connect ADDR --payload BYTES --interval-ms N --for-ms N
 ADDR is host:port or unix:/path";
 
 fn main() -> ExitCode {
@@ -30,10 +37,20 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
-    if args.first().map(String::as_str) != Some("busy-client") {
-        return Err(USAGE.into());
-    }
     let address = option(args, "--connect", USAGE)?;
+    match args.first().map(String::as_str) {
+        Some("busy-client") => {}
+        Some("flood-client") => {
+            let plan = FloodPlan {
+                payload: number(args, "--payload", USAGE)?,
+                interval: Duration::from_millis(number(args, "--interval-ms", USAGE)?),
+                duration: Duration::from_millis(number(args, "--for-ms", USAGE)?),
+            };
+            println!("{}", run_local(flood(address, plan))?);
+            return Ok(());
+        }
+        _ => return Err(USAGE.into()),
+    }
     let seed: u64 = number(args, "--seed", USAGE)?;
     match option(args, "--rpc", USAGE)? {
         "bridge" => {

@@ -1,10 +1,12 @@
 //! Pieces of the reliability tests (see `docs/reliability.md`): a seeded random source so every
 //! run is reproducible, memory readings of a process, children announced by a ready line, the
-//! hostile frames, an instrumented server, a client that keeps a server busy until killed, and
-//! the observers a stress test watches a server with.
+//! hostile frames, an instrumented server, a client that keeps a server busy until killed, a
+//! client that floods a server that reads nothing, and the observers a stress test watches a
+//! server with.
 
 pub mod busy;
 pub mod child;
+pub mod flood;
 pub mod hostile;
 pub mod observers;
 pub mod watched;
