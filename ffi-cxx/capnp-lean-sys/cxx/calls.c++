@@ -3,6 +3,8 @@
 
 #include "core.h"
 
+#include <algorithm>
+
 namespace capnp_lean {
 
 capnp_lean_status newCap(Core* core, capnp_lean_cap** out, capnp_lean_error** err,
@@ -39,6 +41,36 @@ void completeCall(capnp_lean_call* call, const ErrorData* error) {
   call->doneCv.notify_all();
 }
 
+void LoopState::finishLater(capnp_lean_call* call, const ErrorData* error) {
+  if (!call->foreign || tearingDown) {
+    completeCall(call, error);
+    return;
+  }
+  // The outcome is recorded now (the results are already taken); `done` and the callback wait
+  // for the end of the turn. A release before then removes the call from the batch.
+  if (error != nullptr) {
+    call->failed = true;
+    call->error = *error;
+  }
+  call->finishQueued = true;
+  finishing.push_back(call);
+  if (finishScheduled) return;
+  finishScheduled = true;
+  // evalLast: after every event already queued or queued meanwhile, i.e. once the messages read
+  // in this turn have all been handled, just before the loop would sleep.
+  tasks.add(kj::evalLast([this]() { finishQueued(); }));
+}
+
+void LoopState::finishQueued() {
+  finishScheduled = false;
+  auto batch = kj::mv(finishing);
+  finishing.clear();
+  for (auto* call : batch) {
+    call->finishQueued = false;
+    completeCall(call, nullptr);  // the error, if any, is already recorded
+  }
+}
+
 namespace {
 
 // A streaming call (`-> stream`) goes through KJ's RequestHook::sendStreaming: over a connection,
@@ -48,10 +80,10 @@ namespace {
 void sendStreamingCall(capnp_lean_call* call, capnp::Request<capnp::AnyPointer, capnp::AnyPointer>&& request) {
   auto admitted = capnp::RequestHook::from(kj::mv(request))->sendStreaming();
   call->completion = admitted
-      .then([call]() { completeCall(call, nullptr); },
+      .then([call]() { call->core->loop->finishLater(call, nullptr); },
             [call](kj::Exception&& e) {
               auto error = errorFromException(e);
-              completeCall(call, &error);
+              call->core->loop->finishLater(call, &error);
             })
       .eagerlyEvaluate(nullptr);
 }
@@ -77,13 +109,13 @@ void sendCall(LoopState& loop, capnp_lean_call* call, capnp_lean_cap* target,
       .then([call](capnp::Response<capnp::AnyPointer>&& results) {
         KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { call->results.takeFrom(results, call->core->received.get()); })) {
           auto error = errorFromException(*e);
-          completeCall(call, &error);
+          call->core->loop->finishLater(call, &error);
         } else {
-          completeCall(call, nullptr);
+          call->core->loop->finishLater(call, nullptr);
         }
       }, [call](kj::Exception&& e) {
         auto error = errorFromException(e);
-        completeCall(call, &error);
+        call->core->loop->finishLater(call, &error);
       })
       .eagerlyEvaluate(nullptr);
   (void)loop;
@@ -106,6 +138,7 @@ capnp_lean_status startCall(capnp_lean_cap* target, uint64_t interfaceId, uint16
   call->onDone = onDone;
   call->userData = userData;
   call->streaming = streaming;
+  call->foreign = !core->onLoopThread();
   core->ref();
   Task send = [call, target, interfaceId, methodId, streaming,
                message = kj::mv(message)](LoopState* loop) mutable {
@@ -300,6 +333,11 @@ void capnp_lean_call_release(capnp_lean_call* call) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     call->core->postOrRunStopped([call](LoopState* loop) {
       if (loop != nullptr) loop->calls.erase(call);
+      if (call->finishQueued && loop != nullptr) {
+        auto& batch = loop->finishing;
+        batch.erase(std::remove(batch.begin(), batch.end(), call), batch.end());
+        call->finishQueued = false;
+      }
       Core* core = call->core;
       // Dropping the promise and pipeline of an unfinished call cancels it (Finish).
       call->completion = nullptr;

@@ -97,6 +97,12 @@ struct Core {
   void postOrRunStopped(Task task);
   // Runs `task` on the loop and blocks until it has run. False when stopping.
   bool runAndWait(Task task);
+  // True on the loop thread when nothing posted earlier is still waiting to run (neither in the
+  // queue nor later in a batch being drained): work done now keeps its FIFO place.
+  bool canRunNow();
+  // When `canRunNow()`: runs `task` now (as if posted and drained at once) and returns true.
+  // Otherwise returns false and leaves `task` intact for the caller to post.
+  bool runNowIfIdle(Task& task);
 };
 
 // Live-object registry and KJ context of a running loop. Only touched on the loop thread.
@@ -105,6 +111,7 @@ struct LoopState {
   kj::AsyncIoContext& io;
   kj::TaskSet tasks;
   bool tearingDown = false;
+  size_t drainRemaining = 0;  // tasks of the batch being drained still to run after this one
 
   std::unordered_set<capnp_lean_connection*> connections;
   std::unordered_set<capnp_lean_listener*> listeners;
@@ -116,10 +123,19 @@ struct LoopState {
 
   kj::Own<kj::PromiseFulfiller<void>> stop;
   bool trimScheduled = false;
+  // Calls started from other threads whose outcome has arrived in this turn: completed together
+  // when the turn ends (see `finishLater`), so their host wakes once per batch, not per call.
+  std::vector<capnp_lean_call*> finishing;
+  bool finishScheduled = false;
 
   LoopState(Core& core, kj::AsyncIoContext& io, kj::TaskSet::ErrorHandler& handler)
       : core(core), io(io), tasks(handler) {}
   void teardown();
+  // Completes `call` (`error` null: success), or, for a call started off the loop thread, at
+  // the end of this loop turn together with every other such call completed in it.
+  void finishLater(capnp_lean_call* call, const ErrorData* error);
+  // Completes every call `finishLater` has queued.
+  void finishQueued();
   // After a connection closes: gives the memory its burst left free back to the system
   // (glibc's malloc_trim, once for all closes within 200 ms), so a long-lived server does not
   // keep its worst moment's footprint forever.
@@ -258,6 +274,8 @@ struct capnp_lean_call {
   capnp_lean_call_done_fn onDone;
   void* userData;
   bool streaming = false;  // immutable: sent with sendStreaming (completes on admission)
+  bool foreign = false;    // immutable: started off the loop thread (completion is batched)
+  bool finishQueued = false;  // loop: in LoopState::finishing
 
   kj::Maybe<kj::Promise<void>> completion;           // loop
   kj::Maybe<capnp::AnyPointer::Pipeline> pipeline;   // loop
@@ -285,6 +303,8 @@ struct capnp_lean_server_call {
   capnp_lean::ReceivedMessage params;  // immutable once dispatched
   bool dispatching = false;  // loop: true while the host's dispatch callback runs
   bool streaming = false;    // loop: set by capnp_lean_server_call_set_streaming during dispatch
+  // loop: an answer given inside the dispatch callback, applied as soon as it returns.
+  kj::Maybe<capnp_lean::Task> answerAfterDispatch;
 };
 
 struct capnp_lean_resolver {

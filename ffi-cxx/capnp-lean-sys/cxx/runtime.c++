@@ -35,12 +35,14 @@ void drain(LoopState& loop) {
     batch.swap(loop.core.queue);
     loop.core.wakePending = false;
   }
-  for (auto& task : batch) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    loop.drainRemaining = batch.size() - i - 1;
     // Tasks convert their own errors; this only keeps a KJ bug from killing the loop.
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { task(&loop); })) {
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { batch[i](&loop); })) {
       if (debugEnabled()) fprintf(stderr, "capnp-lean: task failed: %s\n", kj::str(*e).cStr());
     }
   }
+  loop.drainRemaining = 0;
 }
 
 struct LoggingErrorHandler final : public kj::TaskSet::ErrorHandler {
@@ -130,6 +132,20 @@ void Core::postOrRunStopped(Task task) {
   task(nullptr);
 }
 
+bool Core::canRunNow() {
+  if (!onLoopThread() || loop == nullptr || loop->tearingDown || loop->drainRemaining > 0) {
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  return !stopping && queue.empty();
+}
+
+bool Core::runNowIfIdle(Task& task) {
+  if (!canRunNow()) return false;
+  task(loop);
+  return true;
+}
+
 bool Core::runAndWait(Task task) {
   std::mutex m;
   std::condition_variable cv;
@@ -158,6 +174,8 @@ void LoopState::returnMemorySoon() {
 void LoopState::teardown() {
   // Each step works on a snapshot: callbacks it triggers may release handles, which (during
   // teardown) runs inline and edits these sets.
+  // Calls whose outcome arrived in the last turn complete with it, not with the shutdown.
+  finishQueued();
   auto shutDown = ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the capnp-lean runtime was shut down"};
   for (auto* call : std::vector<capnp_lean_call*>(calls.begin(), calls.end())) {
     if (calls.count(call) == 0) continue;

@@ -56,6 +56,16 @@ class HostServer final : public capnp::Capability::Server {
       status->cancelled.store(true);
       if (onCancel != nullptr) onCancel(userData, call);
     });
+    // Answered inside the callback with nothing queued ahead (a server that did not need to
+    // wait): apply the answer now, so KJ gets a promise that is already fulfilled and sends the
+    // Return in this turn. Work posted during the rest of the callback (e.g. releasing the
+    // handles the results borrowed) was posted after the answer, so it still runs after it.
+    // This frees `call`; nothing below touches it.
+    KJ_IF_MAYBE(answer, call->answerAfterDispatch) {
+      Task now = kj::mv(*answer);
+      call->answerAfterDispatch = nullptr;
+      now(core->loop);
+    }
     return {paf.promise.attach(kj::mv(cancelled)), streaming};
   }
 
@@ -85,12 +95,15 @@ kj::PromiseFulfiller<void>* liveFulfiller(capnp_lean_server_call* call) {
   return nullptr;
 }
 
-// Queues the answer and consumes the context. `answer` runs on the loop while the caller still
-// waits; it returns the exception to answer with, or null for success.
+// Applies the answer and consumes the context. `answer` runs on the loop while the caller still
+// waits; it returns the exception to answer with, or null for success. On the loop thread the
+// answer is applied at once (right after the dispatch callback when given inside it) unless
+// earlier work is queued; from other threads, and behind queued work, it is posted (FIFO).
 capnp_lean_status answer(capnp_lean_server_call* call, capnp_lean_error** err,
                          kj::Function<kj::Maybe<kj::Exception>(capnp_lean_server_call*)> answer) {
   bool cancelled = call->status->cancelled.load();
-  call->core->postOrRunStopped([call, answer = kj::mv(answer)](LoopState* loop) mutable {
+  Core* core = call->core;
+  Task apply = [call, answer = kj::mv(answer)](LoopState* loop) mutable {
     call->status->answered = true;
     if (auto* fulfiller = liveFulfiller(call)) {
       KJ_IF_MAYBE(e, answer(call)) {
@@ -100,7 +113,13 @@ capnp_lean_status answer(capnp_lean_server_call* call, capnp_lean_error** err,
       }
     }
     destroyServerCall(loop, call);
-  });
+  };
+  // `dispatching` is loop-thread state: check the thread first.
+  if (core->onLoopThread() && call->dispatching && core->canRunNow()) {
+    call->answerAfterDispatch = kj::mv(apply);  // first in line: applied when dispatch returns
+  } else if (!core->runNowIfIdle(apply)) {
+    core->postOrRunStopped(kj::mv(apply));
+  }
   if (cancelled) {
     return fail(err, CAPNP_LEAN_ERR_ALREADY_ANSWERED, CAPNP_LEAN_ERROR_FAILED,
                 "the caller cancelled this call; the answer was discarded");

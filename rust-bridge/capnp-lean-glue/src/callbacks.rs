@@ -4,39 +4,15 @@
 //! to the Lean runtime first and never let a panic reach C++.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::convert::{except, on_loop_thread, payload, world, SharedObj};
 use crate::objects::{wrap_server_call, Kind, Live, Slot};
 use crate::{panic_text, GlueError};
 use capnp_lean::{Error, ErrorKind};
-use capnp_lean::__glue::{CallHandle, ConnectionHandle, HostServer, RuntimeHandle, ServerCallHandle};
+use capnp_lean::__glue::{CallHandle, CompletedCall, ConnectionHandle, HostServer, RuntimeHandle, ServerCallHandle};
 use capnp_lean_leanrt::{self as lean, Obj};
-
-/// Hands the call handle from the thread that started the call to its completion callback,
-/// which may fire on the loop thread before `start_call` has returned to the starter.
-#[derive(Default)]
-pub(crate) struct CallHandoff {
-    slot: Mutex<Option<Weak<CallHandle>>>,
-    filled: Condvar,
-}
-
-impl CallHandoff {
-    pub(crate) fn fill(&self, call: &Arc<CallHandle>) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(call));
-        self.filled.notify_all();
-    }
-
-    /// Waits for `fill` (a few instructions away on the starting thread) and upgrades.
-    fn wait(&self) -> Option<Arc<CallHandle>> {
-        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        while slot.is_none() {
-            slot = self.filled.wait(slot).unwrap_or_else(|p| p.into_inner());
-        }
-        slot.as_ref().and_then(Weak::upgrade)
-    }
-}
 
 /// A call's timeout. Whichever comes first, the answer or the expiry, settles it; an expiry
 /// first cancels the call (its handle is released: Finish) and its completion reports
@@ -83,31 +59,32 @@ impl Deadline {
 /// A completion closure (`Except IO.Error Payload → BaseIO Unit`) waiting for its call.
 pub(crate) struct Completion {
     on_done: SharedObj,
-    handoff: Arc<CallHandoff>,
     runtime: Arc<RuntimeHandle>,
     deadline: Option<Arc<Deadline>>,
     _live: Live,
 }
 
 impl Completion {
-    pub(crate) fn new(on_done: Obj, handoff: Arc<CallHandoff>, runtime: Arc<RuntimeHandle>, deadline: Option<Arc<Deadline>>) -> Self {
-        Self { on_done: SharedObj::new(on_done), handoff, runtime, deadline, _live: Live::new(Kind::Completion) }
+    pub(crate) fn new(on_done: Obj, runtime: Arc<RuntimeHandle>, deadline: Option<Arc<Deadline>>) -> Self {
+        Self { on_done: SharedObj::new(on_done), runtime, deadline, _live: Live::new(Kind::Completion) }
     }
 
-    /// Runs on the loop thread, exactly once: `completed` is false when the call was cancelled
-    /// (by `Call.cancel`, the finalizer, or its deadline).
-    pub(crate) fn deliver(self, completed: bool) {
+    /// Runs on the loop thread, exactly once: with the completed call, or `None` when the call
+    /// was cancelled (by `Call.cancel`, the finalizer, or its deadline) before it completed.
+    /// The results are read from the call the ABI hands over, so a completion never waits for
+    /// the starting thread (a local call can complete before `start_call` has returned there).
+    pub(crate) fn deliver(self, call: Option<CompletedCall<'_>>) {
         on_loop_thread(|| {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let timed_out = self.deadline.as_ref().is_some_and(|d| d.settle());
-                let result = match (timed_out, completed) {
+                let result = match (timed_out, &call) {
                     (true, _) => Err(self.deadline.as_ref().map_or_else(|| GlueError::failed("timed out"), |d| d.error())),
-                    (false, true) => self.read_results(),
-                    (false, false) => Err(GlueError::failed("the call was cancelled")),
+                    (false, Some(call)) => self.read_results(call),
+                    (false, None) => Err(GlueError::failed("the call was cancelled")),
                 };
                 let argument = except(result);
                 // `BaseIO Unit` closures take the world token and return the value itself.
-                drop(lean::apply(self.on_done.get(), vec![argument, world()]));
+                drop(lean::apply_array(self.on_done.get(), [argument, world()]));
             }));
             if let Err(panic) = outcome {
                 log::error!("capnp-lean glue: call completion panicked: {}", panic_text(panic.as_ref()));
@@ -116,8 +93,7 @@ impl Completion {
         });
     }
 
-    fn read_results(&self) -> Result<Obj, GlueError> {
-        let call = self.handoff.wait().ok_or_else(|| GlueError::failed("the call was cancelled"))?;
+    fn read_results(&self, call: &CompletedCall<'_>) -> Result<Obj, GlueError> {
         let view = call.results()?;
         let caps = (0..view.cap_count)
             .map(|i| call.result_cap(u32::try_from(i).expect("capability tables are small")))
@@ -145,8 +121,8 @@ impl HostServer for LeanServer {
         let Some(handler) = &self.handler else { return };
         on_loop_thread(|| {
             let context = wrap_server_call(call, self.runtime.clone());
-            let args = vec![lean::box_u64(interface_id), Obj::boxed(usize::from(method_id)), context, world()];
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(lean::apply(handler.get(), args))));
+            let args = [lean::box_u64(interface_id), Obj::boxed(usize::from(method_id)), context, world()];
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(lean::apply_array(handler.get(), args))));
             if let Err(panic) = outcome {
                 // The context was consumed by the closure; if it is dropped unanswered the
                 // caller gets a FAILED error from the ABI.
@@ -183,7 +159,7 @@ impl Watcher {
     fn fire(self, reason: &GlueError, runtime: &RuntimeHandle) {
         let run = || {
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                drop(lean::apply(self.on_end.get(), vec![reason.to_io_error(), world()]));
+                drop(lean::apply_array(self.on_end.get(), [reason.to_io_error(), world()]));
             }));
             if let Err(panic) = applied {
                 log::error!("capnp-lean glue: disconnect closure panicked: {}", panic_text(panic.as_ref()));

@@ -100,14 +100,14 @@ pub(crate) fn with_message<R>(segments: &[&[u8]], caps: &[Option<Arc<CapHandle>>
 
 /// `Capnp.Rpc.Kj.Payload`: `{ segments : Array ByteArray, caps : Array Cap }`.
 pub(crate) fn payload(segments: &[&[u8]], caps: Vec<CapHandle>, runtime: &Arc<RuntimeHandle>) -> Obj {
-    let segments = lean::mk_array(segments.iter().map(|s| lean::mk_byte_array(s)).collect());
-    let caps = lean::mk_array(caps.into_iter().map(|c| wrap_cap(c, runtime.clone())).collect());
-    structure(vec![segments, caps])
+    let segments = lean::mk_array_from(segments.iter().map(|s| lean::mk_byte_array(s)));
+    let caps = lean::mk_array_from(caps.into_iter().map(|c| wrap_cap(c, runtime.clone())));
+    structure([segments, caps])
 }
 
 /// A structure (constructor 0) with these object fields.
-pub(crate) fn structure(fields: Vec<Obj>) -> Obj {
-    let mut o = alloc_ctor(0, u8::try_from(fields.len()).expect("few fields"), 0);
+pub(crate) fn structure<const N: usize>(fields: [Obj; N]) -> Obj {
+    let mut o = alloc_ctor(0, u8::try_from(N).expect("few fields"), 0);
     for (i, f) in fields.into_iter().enumerate() {
         o.ctor_set(i, f);
     }

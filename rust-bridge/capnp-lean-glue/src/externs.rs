@@ -8,7 +8,7 @@
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::callbacks::{CallHandoff, Completion, Deadline, LeanServer};
+use crate::callbacks::{Completion, Deadline, LeanServer};
 use crate::convert::{borrow, cap_table, own, segments, structure, u16_array, with_message};
 use crate::objects::{
     classes, expect, wrap_call, wrap_cap, wrap_connection, wrap_listener, wrap_resolver, wrap_runtime, RuntimeObj, Slot,
@@ -110,15 +110,12 @@ unsafe fn start_call(target: *mut LeanObject, interface_id: u64, method_id: u16,
     let cap = state.handle.get("capability")?;
     let segments = segments(&segs)?;
     let table = cap_table(&caps)?;
-    let handoff = Arc::new(CallHandoff::default());
     let deadline = timeout.map(Deadline::new);
-    let completion = Completion::new(on_done, handoff.clone(), state.runtime.clone(), deadline.clone());
+    let completion = Completion::new(on_done, state.runtime.clone(), deadline.clone());
     let call = with_message(&segments, &table, |params| {
-        cap.start_call(interface_id, method_id, params, Box::new(move |completed| completion.deliver(completed)))
+        cap.start_call_viewing(interface_id, method_id, params, Box::new(move |completed| completion.deliver(completed)))
     })?;
-    let call = Arc::new(call);
-    handoff.fill(&call);
-    let slot = Arc::new(Slot::shared(call));
+    let slot = Arc::new(Slot::shared(Arc::new(call)));
     if let Some(deadline) = deadline {
         // Refused only after shutdown, which fails the call anyway; it is dropped (cancelled) here.
         deadline.arm(&state.runtime, Arc::downgrade(&slot))?;
@@ -153,7 +150,7 @@ lean_externs! {
         }
         let s = runtime.stats()?;
         let nat = |n: u64| Obj::boxed(usize::try_from(n).unwrap_or(usize::MAX >> 1));
-        Ok(structure(vec![nat(s.connections), nat(s.caps), nat(s.calls), nat(s.server_calls), nat(s.host_servers), nat(s.resolvers)]))
+        Ok(structure([nat(s.connections), nat(s.caps), nat(s.calls), nat(s.server_calls), nat(s.host_servers), nat(s.resolvers)]))
     }
 
     /// `Runtime.connect (rt : @& Runtime) (address : @& String) : IO Connection` — `host:port`
@@ -299,7 +296,7 @@ lean_externs! {
         // SAFETY: borrowed argument.
         let runtime = unsafe { runtime_of(rt) }?;
         let (cap, resolver) = runtime.new_promise_cap()?;
-        Ok(structure(vec![wrap_cap(cap, runtime.clone()), wrap_resolver(resolver, runtime)]))
+        Ok(structure([wrap_cap(cap, runtime.clone()), wrap_resolver(resolver, runtime)]))
     }
 
     /// `Resolver.fulfill (r : @& Resolver) (cap : @& Cap) : IO Unit` — Resolve on the wire.
@@ -342,12 +339,13 @@ lean_externs! {
         let state = expect(&classes().server_call, &call, "ServerCall")?;
         let guard = state.handle.lock().unwrap_or_else(|p| p.into_inner());
         let handle = guard.as_ref().ok_or_else(|| GlueError::failed("this server call was already answered"))?;
-        let (words, cap_count) = handle.params()?;
-        let caps = (0..cap_count)
+        // Read in place (the guard keeps the call unanswered, so the view valid) and copied once,
+        // into the Lean `ByteArray`s.
+        let view = handle.params_view()?;
+        let caps = (0..view.cap_count)
             .map(|i| handle.param_cap(u32::try_from(i).expect("capability tables are small")))
             .collect::<Result<Vec<_>, _>>()?;
-        let bytes: Vec<&[u8]> = words.iter().map(|w| capnp::Word::words_to_bytes(w)).collect();
-        Ok(crate::convert::payload(&bytes, caps, &state.runtime))
+        Ok(crate::convert::payload(&view.segments, caps, &state.runtime))
     }
 
     /// `ServerCall.return (c : @& ServerCall) (segments : @& Array ByteArray)

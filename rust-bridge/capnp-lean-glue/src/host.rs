@@ -6,7 +6,7 @@
 //! runs it; calls from Lean never leave the process. A method that panics fails only its own
 //! call: Lean's `onDone` receives `failed` `"panic in a server method: <panic message>"`.
 
-use crate::objects::{classes, expect, wrap_cap};
+use crate::objects::{classes, expect, wrap_cap, wrap_runtime_shared};
 use crate::GlueError;
 use capnp_lean_leanrt::Obj;
 use capnp_lean::RuntimeRef;
@@ -55,3 +55,20 @@ where
     let handle = capnp_lean::__glue::serve_handle::<C, S>(&capnp_lean::__glue::runtime_ref(state.handle.clone()), server)?;
     Ok(wrap_cap(handle, state.handle.clone()))
 }
+
+/// A `Capnp.Rpc.Kj.Runtime` object for Lean over a runtime Rust created (e.g. the one a worker
+/// child serves its parent on), so a Lean capability can host servers on it. The object keeps
+/// the runtime's handle alive; the Rust [`capnp_lean::Runtime`] still decides when it stops.
+pub fn runtime_object(runtime: &RuntimeRef) -> Obj {
+    wrap_runtime_shared(capnp_lean::__glue::runtime_handle(runtime))
+}
+
+/// The capability behind a `Capnp.Rpc.Kj.Cap` object (e.g. a Lean-hosted server) as a
+/// capnp-rust client, to serve it to a peer or call it from Rust. Takes a new reference; the
+/// Lean object stays valid.
+pub fn cap_client(cap: &Obj) -> Result<capnp::capability::Client, GlueError> {
+    let state = expect(&classes().cap, cap, "Cap")?;
+    let handle = state.handle.get("Cap")?.try_clone()?;
+    Ok(capnp_lean::__glue::client(handle))
+}
+

@@ -38,7 +38,7 @@ mod host;
 mod objects;
 
 pub use externs::*;
-pub use host::{runtime_ref, serve};
+pub use host::{cap_client, runtime_object, runtime_ref, serve};
 pub use objects::{live_objects, LiveObjects};
 
 use capnp_lean::ErrorKind;

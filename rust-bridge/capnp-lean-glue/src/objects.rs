@@ -196,7 +196,12 @@ pub(crate) fn classes() -> &'static Classes {
 }
 
 pub(crate) fn wrap_runtime(handle: RuntimeHandle) -> Obj {
-    classes().runtime.wrap(RuntimeObj { handle: Arc::new(handle), _live: Live::new(Kind::Runtime) })
+    wrap_runtime_shared(Arc::new(handle))
+}
+
+/// Wraps a runtime whose handle Rust code also holds.
+pub(crate) fn wrap_runtime_shared(handle: Arc<RuntimeHandle>) -> Obj {
+    classes().runtime.wrap(RuntimeObj { handle, _live: Live::new(Kind::Runtime) })
 }
 
 pub(crate) fn wrap_connection(handle: ConnectionHandle, runtime: Arc<RuntimeHandle>) -> Obj {

@@ -497,6 +497,41 @@ unsafe extern "C" fn call_done_trampoline(user_data: *mut c_void, call: *mut sys
     contain_panic("call completion", || done(!call.is_null()));
 }
 
+/// A completion that reads the completed call itself (`None`: cancelled before completion).
+pub type CallDoneViewing = Box<dyn for<'a> FnOnce(Option<CompletedCall<'a>>) + Send>;
+
+/// A completed call as its completion callback sees it: its results are readable for the
+/// duration of the callback, without the handle `start_call_viewing` returned to the starter
+/// (which may not even have received it yet: a local call can complete before then).
+pub struct CompletedCall<'a> {
+    raw: NonNull<sys::capnp_lean_call>,
+    _callback: std::marker::PhantomData<&'a ()>,
+}
+
+impl CompletedCall<'_> {
+    /// The results' segments (borrowed for the callback) and capability count.
+    pub fn results(&self) -> Result<ResultsView<'_>, Error> {
+        // SAFETY: the ABI calls the completion with a live, completed call; a release of its
+        // handle is carried out on the loop thread, so not before the callback (which runs
+        // there) returns — and `'_` does not outlive the callback.
+        unsafe { results_of(self.raw) }
+    }
+
+    /// The result capability at `index` of the capability table.
+    pub fn result_cap(&self, index: u32) -> Result<CapHandle, Error> {
+        // SAFETY: as in `results`: the call is live for the duration of the callback.
+        unsafe { result_cap_of(self.raw, index) }
+    }
+}
+
+unsafe extern "C" fn call_done_viewing_trampoline(user_data: *mut c_void, call: *mut sys::capnp_lean_call) {
+    // SAFETY: user_data is the CallDoneViewing boxed by `start_call_viewing`; the ABI calls this
+    // exactly once.
+    let done = unsafe { take_callback::<CallDoneViewing>(user_data) };
+    let completed = NonNull::new(call).map(|raw| CompletedCall { raw, _callback: std::marker::PhantomData });
+    contain_panic("call completion", || done(completed));
+}
+
 impl CapHandle {
     fn from_raw(raw: *mut sys::capnp_lean_cap) -> Self {
         Self { raw: NonNull::new(raw).expect("the ABI returned OK without a capability") }
@@ -534,6 +569,23 @@ impl CapHandle {
 }
 
 impl CapHandle {
+    /// Like [`CapHandle::start_call`], with a completion that reads the results from the
+    /// completed call it is given instead of from the returned handle.
+    pub fn start_call_viewing(&self, interface_id: u64, method_id: u16, params: &OutMessage<'_>, done: CallDoneViewing) -> Result<CallHandle, Error> {
+        let mut out = ptr::null_mut();
+        hand_over(done, |user_data| {
+            params.with_raw(|raw_params| {
+                // SAFETY: params (segments and caps) are valid for this call, which copies
+                // them; call_done_viewing_trampoline consumes user_data as a CallDoneViewing.
+                check(|err| unsafe {
+                    sys::capnp_lean_call_start(self.raw.as_ptr(), interface_id, method_id, raw_params,
+                        Some(call_done_viewing_trampoline), user_data, &mut out, err)
+                })
+            })
+        })?;
+        Ok(CallHandle { raw: NonNull::new(out).expect("call_start returned no call") })
+    }
+
     /// Like [`CapHandle::start_call`], with the params lent instead of copied.
     pub fn start_call_lent<T: Lendable>(&self, interface_id: u64, method_id: u16, params: LentMessage<'_, T>, done: CallDone) -> Result<CallHandle, Error> {
         self.start_lent(false, interface_id, method_id, params, done)
@@ -625,21 +677,14 @@ impl capnp::message::ReaderSegments for CallResults {
 impl CallHandle {
     /// The results' segments (borrowed from the completed call) and capability count.
     pub fn results(&self) -> Result<ResultsView<'_>, Error> {
-        let mut view = sys::capnp_lean_message_view { segments: ptr::null(), segment_count: 0, cap_count: 0 };
-        // SAFETY: live call, valid out-parameter.
-        check(|err| unsafe { sys::capnp_lean_call_results(self.raw.as_ptr(), &mut view, err) })?;
-        // SAFETY: the view stays valid and unchanged until the call handle is released, which
-        // cannot happen while `&self` is borrowed.
-        let segments = unsafe { view_segments(&view) };
-        Ok(ResultsView { segments, cap_count: view.cap_count })
+        // SAFETY: the handle is live, and cannot be released while `&self` is borrowed.
+        unsafe { results_of(self.raw) }
     }
 
     /// The result capability at `index` of the capability table.
     pub fn result_cap(&self, index: u32) -> Result<CapHandle, Error> {
-        let mut out = ptr::null_mut();
-        // SAFETY: live call, valid out-parameter.
-        check(|err| unsafe { sys::capnp_lean_call_result_cap(self.raw.as_ptr(), index, &mut out, err) })?;
-        Ok(CapHandle::from_raw(out))
+        // SAFETY: the handle is live while `&self` is borrowed.
+        unsafe { result_cap_of(self.raw, index) }
     }
 
     /// A pipelined capability: the pointer at `path` inside the results.
@@ -651,6 +696,31 @@ impl CallHandle {
         })?;
         Ok(CapHandle::from_raw(out))
     }
+}
+
+/// The results of `call`, borrowed for `'a`.
+///
+/// # Safety
+/// `call` is live and not released during `'a`.
+unsafe fn results_of<'a>(call: NonNull<sys::capnp_lean_call>) -> Result<ResultsView<'a>, Error> {
+    let mut view = sys::capnp_lean_message_view { segments: ptr::null(), segment_count: 0, cap_count: 0 };
+    // SAFETY: live call (guaranteed by the caller), valid out-parameter.
+    check(|err| unsafe { sys::capnp_lean_call_results(call.as_ptr(), &mut view, err) })?;
+    // SAFETY: the view stays valid and unchanged until the call is released, which the caller
+    // guarantees does not happen during `'a`.
+    let segments = unsafe { view_segments(&view) };
+    Ok(ResultsView { segments, cap_count: view.cap_count })
+}
+
+/// Result capability `index` of `call`, as a new handle.
+///
+/// # Safety
+/// `call` is live.
+unsafe fn result_cap_of(call: NonNull<sys::capnp_lean_call>, index: u32) -> Result<CapHandle, Error> {
+    let mut out = ptr::null_mut();
+    // SAFETY: live call (guaranteed by the caller), valid out-parameter.
+    check(|err| unsafe { sys::capnp_lean_call_result_cap(call.as_ptr(), index, &mut out, err) })?;
+    Ok(CapHandle::from_raw(out))
 }
 
 impl Drop for CallHandle {
@@ -691,6 +761,18 @@ impl ServerCallHandle {
             })
             .collect();
         Ok((segments, view.cap_count))
+    }
+
+    /// The params' segments, borrowed from the call (no copy), and capability count. The view
+    /// is valid while the call is unanswered, which `&self` guarantees (answering consumes it).
+    pub fn params_view(&self) -> Result<ResultsView<'_>, Error> {
+        let mut view = sys::capnp_lean_message_view { segments: ptr::null(), segment_count: 0, cap_count: 0 };
+        // SAFETY: live server call, valid out-parameter.
+        check(|err| unsafe { sys::capnp_lean_server_call_params(self.raw.as_ptr(), &mut view, err) })?;
+        // SAFETY: the view stays valid and unchanged while the call is unanswered: answering
+        // takes `self` by value, which cannot happen while `&self` is borrowed.
+        let segments = unsafe { view_segments(&view) };
+        Ok(ResultsView { segments, cap_count: view.cap_count })
     }
 
     /// Declares the call's method `-> stream`, so KJ serializes later calls to the capability

@@ -63,13 +63,23 @@ pub mod __glue {
 
     pub use crate::executor::mark_loop_thread;
     pub use crate::ffi::{
-        CallHandle, CapHandle, ConnectionHandle, HostServer, ListenerHandle, OutMessage, ResolverHandle, RuntimeHandle,
-        ServerCallHandle,
+        CallDoneViewing, CallHandle, CapHandle, CompletedCall, ConnectionHandle, HostServer, ListenerHandle, OutMessage,
+        ResolverHandle, RuntimeHandle, ServerCallHandle,
     };
 
     /// A [`RuntimeRef`] for a runtime handle the glue created (`Kj.Runtime.new`).
     pub fn runtime_ref(handle: Arc<RuntimeHandle>) -> RuntimeRef {
         RuntimeRef::from_handle(handle)
+    }
+
+    /// The handle behind `runtime` (for wrapping a Rust-created runtime as a Lean object).
+    pub fn runtime_handle(runtime: &RuntimeRef) -> Arc<RuntimeHandle> {
+        runtime.handle_arc()
+    }
+
+    /// A capnp-rust client over a capability handle the glue holds (e.g. a Lean-hosted server).
+    pub fn client(cap: CapHandle) -> capnp::capability::Client {
+        capnp::capability::Client::new(Box::new(crate::hooks::BridgeClient::new(cap)))
     }
 
     /// Hosts `server` on `runtime` as a bare capability handle (the glue wraps it itself).

@@ -374,6 +374,11 @@ impl RuntimeRef {
         self.shared.handle.new_server(Box::new(served))
     }
 
+    /// The ABI handle of this runtime.
+    pub(crate) fn handle_arc(&self) -> Arc<RuntimeHandle> {
+        self.shared.handle.clone()
+    }
+
     /// A reference to a runtime created through the Lean glue (`Kj.Runtime.new`).
     pub(crate) fn from_handle(handle: Arc<RuntimeHandle>) -> Self {
         Self { shared: Arc::new(RuntimeShared { handle }) }

@@ -369,6 +369,41 @@ fn live_handle_counts_return_to_zero_once_everything_is_dropped() {
 }
 
 #[test]
+fn many_calls_from_a_host_thread_completing_together_each_get_their_own_results() {
+    // Completions of calls started off the loop thread are delivered in batches at the end of
+    // a loop turn; some are dropped (released) while their outcome may already be queued.
+    let pair = Pair::new();
+    let interop = pair.interop();
+    let mut kept = Vec::new();
+    for round in 0..4u32 {
+        let mut started = Vec::new();
+        for i in 0..128u32 {
+            let payload = format!("call {round}/{i}").into_bytes();
+            let mut request = interop.echo_request();
+            request.get().set_payload(&payload);
+            started.push((payload, request.send().promise));
+        }
+        for (n, (payload, promise)) in started.into_iter().enumerate() {
+            if n % 3 == 0 {
+                drop(promise);
+            } else {
+                kept.push((payload, promise));
+            }
+        }
+    }
+    let answers = within(&pair.client, Duration::from_secs(20), futures::future::join_all(kept.into_iter().map(|(payload, promise)| async move {
+        let response = promise.await.unwrap();
+        (payload, response.get().unwrap().get_payload().unwrap().to_vec())
+    })));
+    assert_eq!(answers.len(), 4 * 128 - 4 * 43);
+    for (sent, got) in answers {
+        assert_eq!(got, sent);
+    }
+    let stats = wait_for_stats(&pair.client, |s| s.calls == 0);
+    assert_eq!(stats.calls, 0, "released calls are freed: {stats:?}");
+}
+
+#[test]
 fn the_linked_shim_speaks_the_abi_this_crate_was_built_for() {
     assert_eq!(capnp_lean::abi_version(), capnp_lean::ABI_VERSION);
 }
