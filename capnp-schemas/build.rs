@@ -2,7 +2,7 @@
 //! (Debian package `capnproto`).
 
 fn main() {
-    let schemas = ["calculator.capnp", "interop.capnp", "stream_test.capnp"];
+    let schemas = ["calculator.capnp", "interop.capnp", "stream_test.capnp", "worker.capnp"];
     for schema in schemas {
         println!("cargo:rerun-if-changed={schema}");
     }

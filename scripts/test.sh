@@ -28,15 +28,17 @@ bash scripts/test-sanitizers.sh
 # The bridge's default transport is the coalescing stream; prove wire compatibility on KJ's
 # stock stream too by running every bridge interop suite again on it.
 CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --test bridge_faults \
-  --test bridge_limits --test netns_faults --test reliability_hostile_frames --test reliability_slow_peers --test reliability_send_queue
+  --test bridge_limits --test netns_faults --test reliability_hostile_frames --test reliability_slow_peers --test reliability_send_queue \
+  --test reliability_send_queue_client
 # Tests that compile Lean need lake; they are #[ignore]d in plain `cargo test` and run here.
 if command -v lake >/dev/null 2>&1; then
   cargo test -p capnpc-lean --test lake -- --ignored
   cargo test -p capnp-lean-toolchain --test lake_seam -- --ignored
   cargo test -p capnp-lean-loader --test loader_real_lake -- --ignored
+  cargo test -p capnp-lean-worker --test worker_real_lake -- --ignored
   cargo test -p interop-tests --test glue_lake_example -- --ignored
 else
-  echo "SKIPPED: the Lean compilation tests (lean-rpc lake test, real Lake bundle, Lean example client): lake not found; install Lean 4.35.0 with elan (https://github.com/leanprover/elan) or set LEAN_SYSROOT" >>"$skips"
+  echo "SKIPPED: the Lean compilation tests (lean-rpc lake test, real Lake bundle, Lean example client, Lean worker capability): lake not found; install Lean 4.35.0 with elan (https://github.com/leanprover/elan) or set LEAN_SYSROOT" >>"$skips"
 fi
 if [[ -s "$skips" ]]; then
   echo "tests that skipped (and why):"

@@ -3,7 +3,8 @@
 //! `calculator` is the demo interface (remote evaluation, values as capabilities, client-hosted
 //! functions); `interop` holds the interfaces the cross-implementation tests use to make every
 //! RPC message kind appear on the wire; `stream_test` has a `-> stream` method for the
-//! flow-control tests. The `.capnp` sources live beside this crate and are also the input to
+//! flow-control tests; `worker` is the
+//! protocol of `capnp-lean-worker` (control, commands and their sinks). The `.capnp` sources live beside this crate and are also the input to
 //! `capnpc-lean`.
 
 #![allow(missing_docs, clippy::all)]
@@ -21,6 +22,11 @@ pub mod interop_capnp {
 /// Generated from `stream_test.capnp`.
 pub mod stream_test_capnp {
     include!(concat!(env!("OUT_DIR"), "/stream_test_capnp.rs"));
+}
+
+/// Generated from `worker.capnp`: the protocol between a worker child and its parent.
+pub mod worker_capnp {
+    include!(concat!(env!("OUT_DIR"), "/worker_capnp.rs"));
 }
 
 /// Directory holding the `.capnp` sources (for tools that compile them again, e.g. capnpc-lean).

@@ -4,12 +4,14 @@
 //! two-party-demo                        server and client in one process, on loopback
 //! two-party-demo server --listen ADDR   serve the calculator as bootstrap until killed
 //! two-party-demo client --connect ADDR  run the client scenario; exit 0 only if all was right
+//! two-party-demo worker [--manifest M]  run a capability in a worker process, with live progress
 //! ```
 //! ADDR is `host:port` or `unix:PATH`. The client prints what it did and the RPC messages it
 //! caused, decoded off the wire; it fails unless all seven of Bootstrap, Call, Return, Finish,
 //! Resolve, Release and Disembargo appeared.
 
 mod demo;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,20 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         connect: String,
     },
+    /// Run a command of a Lean capability in a worker process (capnp-lean-worker), showing its
+    /// progress live and the rows it streams. Without --manifest, builds and runs the worker
+    /// tests' fixture capability (needs the Lean runtime: bash scripts/fetch-lean-runtime.sh).
+    Worker {
+        /// The capability's manifest (default: the fixture, built on the fly).
+        #[arg(long, value_name = "PATH")]
+        manifest: Option<std::path::PathBuf>,
+        /// The command to run.
+        #[arg(long, default_value = "rows")]
+        command: String,
+        /// The command's input (text).
+        #[arg(long, default_value = "200000")]
+        input: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +67,7 @@ fn main() -> ExitCode {
         None => both_in_one_process(),
         Some(Command::Server { listen }) => serve_until_killed(listen, Service::Calculator),
         Some(Command::Client { connect }) => client(connect),
+        Some(Command::Worker { manifest, command, input }) => worker::run(manifest.as_deref(), command, input),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
