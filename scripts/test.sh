@@ -28,7 +28,7 @@ bash scripts/test-sanitizers.sh
 # The bridge's default transport is the coalescing stream; prove wire compatibility on KJ's
 # stock stream too by running every bridge interop suite again on it.
 CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --test bridge_faults \
-  --test bridge_limits --test netns_faults --test reliability_hostile_frames --test reliability_slow_peers --test reliability_send_queue \
+  --test bridge_limits --test netns_faults --test reliability_hostile_frames --test reliability_slow_peers --test reliability_send_queue --test reliability_queue_unwind \
   --test reliability_send_queue_client
 # Tests that compile Lean need lake; they are #[ignore]d in plain `cargo test` and run here.
 if command -v lake >/dev/null 2>&1; then

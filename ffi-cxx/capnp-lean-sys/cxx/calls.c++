@@ -56,9 +56,10 @@ void LoopState::finishLater(capnp_lean_call* call, const ErrorData* error) {
   finishing.push_back(call);
   if (finishScheduled) return;
   finishScheduled = true;
-  // evalLast: after every event already queued or queued meanwhile, i.e. once the messages read
-  // in this turn have all been handled, just before the loop would sleep.
-  tasks.add(kj::evalLast([this]() { finishQueued(); }));
+  // evalLater: after every event already queued (the other messages read in this pass). Not
+  // evalLast, which waits for an empty queue: with the loop polling for I/O while busy (see
+  // runtime.c++) a loaded server may never have one, and these completions would starve.
+  tasks.add(kj::evalLater([this]() { finishQueued(); }));
 }
 
 void LoopState::finishQueued() {

@@ -321,7 +321,7 @@ struct capnp_lean_connection {
 
   // loop (declaration order = reverse destruction order: rpc before network before stream)
   kj::Own<capnp_lean::ProgressWatch> watch;     // deadlines for a peer that does not progress
-  kj::Own<kj::AsyncIoStream> stream;             // the socket, reporting reads to `watch`
+  kj::Own<capnp_lean::ProgressStream> stream;    // the socket, reporting reads to `watch`
   kj::Own<capnp::MessageStream> transport;       // coalescing or KJ's stock stream
   kj::Own<capnp::MessageStream> messageStream;   // `transport`, reporting messages to `watch`
   kj::Own<capnp::TwoPartyVatNetwork> network;
@@ -333,7 +333,9 @@ struct capnp_lean_connection {
   kj::Maybe<capnp_lean::ErrorData> endReason;
 
   // Loop: drops the KJ parts; the first close records the reason and (if `notify`) tells the host.
-  void close(capnp_lean::ErrorData reason, bool notify);
+  // `loop` (null once the runtime has stopped) receives what must outlive this turn: see
+  // retireTransport in net.c++.
+  void close(capnp_lean::LoopState* loop, capnp_lean::ErrorData reason, bool notify);
   // Loop: invokes and clears the registered disconnect callback, if any.
   void fireDisconnect(const capnp_lean_error* error);
 };

@@ -10,6 +10,10 @@ namespace capnp_lean {
 namespace {
 
 constexpr auto CONNECT_TIMEOUT = 30 * kj::SECONDS;
+// What the send-queue bound charges for each message in KJ's queue beyond its bytes: roughly
+// what a small queued answer costs in memory (its builder, the answer's state). Without it
+// 16 MiB of 64-byte answers held ~300 MiB.
+constexpr size_t QUEUED_MESSAGE_CHARGE = 1024;
 
 // Makes a completion callback fire exactly once: by `succeed`/`failWith`, or, if the promise
 // carrying it is dropped first (runtime shutdown), with a shut-down error.
@@ -47,7 +51,7 @@ std::string toString(const uint8_t* data, size_t len) {
 void endConnectionSoon(LoopState* state, capnp_lean_connection* conn, ErrorData reason) {
   state->tasks.add(kj::evalLater([state, conn, reason = kj::mv(reason)]() {
     if (state->connections.count(conn) == 0 || conn->endReason != nullptr) return;
-    conn->close(reason, true);
+    conn->close(state, reason, true);
     if (!conn->hostOwned) {
       state->connections.erase(conn);
       conn->core->unref();
@@ -87,7 +91,8 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
   conn->network = kj::heap<capnp::TwoPartyVatNetwork>(*conn->messageStream, conn->side, limits.reader);
   capnp::TwoPartyVatNetwork* network = conn->network.get();
   watchedStream->setQueueProbe([network, coalescing]() {
-    return network->getCurrentQueueSize() + (coalescing != nullptr ? coalescing->queuedBytes() : 0);
+    return network->getCurrentQueueSize() + network->getCurrentQueueCount() * QUEUED_MESSAGE_CHARGE +
+           (coalescing != nullptr ? coalescing->queuedBytes() : 0);
   });
   if (coalescing != nullptr) {
     coalescing->onWritten([watchedStream]() { watchedStream->wroteSome(); });
@@ -178,10 +183,67 @@ void capnp_lean_connection::fireDisconnect(const capnp_lean_error* error) {
   if (callback != nullptr) callback(disconnectUserData, error);
 }
 
-void capnp_lean_connection::close(ErrorData reason, bool notify) {
+namespace capnp_lean {
+namespace {
+
+// A closed connection's transport, kept until KJ's chain of queued writes has unwound. KJ 0.9.2's
+// TwoPartyVatNetwork chains each outgoing message's write onto the previous one, and destroying
+// that chain recurses once per message still queued: tens of thousands overflow the loop
+// thread's stack (a peer that sent 300k small calls and read nothing crashed the process at
+// the send-queue timeout). Once the write in flight is cut, the chain instead unwinds one node
+// per event, destroying each message as it goes; what is left is then shallow to destroy.
+// The RpcSystem is kept too: once KJ has begun its disconnect, the chain hangs off the shutdown
+// task that its TaskSet holds.
+struct RetiredTransport {
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+  kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<capnp::MessageStream> messageStream;
+  kj::Own<capnp::MessageStream> transport;
+  kj::Own<ProgressStream> stream;
+  kj::Own<ProgressWatch> watch;
+
+  ~RetiredTransport() noexcept(false) {
+    rpc = nullptr;  // the same order as the connection's own members
+    network = nullptr;
+    messageStream = nullptr;
+    transport = nullptr;
+    stream = nullptr;
+    watch = nullptr;
+  }
+};
+
+// Queues this short are destroyed at once: their recursion is a few kilobytes of stack.
+constexpr size_t SHALLOW_QUEUE = 256;
+
+kj::Promise<void> dropWhenUnwound(kj::Own<RetiredTransport> parts, size_t turnsLeft) {
+  // turnsLeft only guards against a write that could not be cut; unwinding takes a few turns.
+  if (parts->network->getCurrentQueueCount() == 0 || turnsLeft == 0) return kj::READY_NOW;
+  return kj::evalLater([parts = kj::mv(parts), turnsLeft]() mutable {
+    return dropWhenUnwound(kj::mv(parts), turnsLeft - 1);
+  });
+}
+
+}  // namespace
+}  // namespace capnp_lean
+
+void capnp_lean_connection::close(LoopState* loop, ErrorData reason, bool notify) {
   if (endReason == nullptr) endReason = reason;
   disconnectWatch = nullptr;
   deadlineWatch = nullptr;
+  // Nothing more reaches the peer once the connection is closed; failing the write in flight
+  // (rather than destroying it with the chain behind it) lets a long queue unwind.
+  if (stream.get() != nullptr) stream->cutWrites("the connection was closed");
+  if (loop != nullptr && network.get() != nullptr && network->getCurrentQueueCount() > SHALLOW_QUEUE) {
+    auto parts = kj::heap<RetiredTransport>();
+    size_t turns = 4 * network->getCurrentQueueCount() + 1000;
+    parts->rpc = kj::mv(rpc);
+    parts->network = kj::mv(network);
+    parts->messageStream = kj::mv(messageStream);
+    parts->transport = kj::mv(transport);
+    parts->stream = kj::mv(stream);
+    parts->watch = kj::mv(watch);
+    loop->tasks.add(dropWhenUnwound(kj::mv(parts), turns));
+  }
   rpc = nullptr;
   network = nullptr;
   messageStream = nullptr;
@@ -278,7 +340,7 @@ capnp_lean_status capnp_lean_connection_adopt_fd(capnp_lean_runtime* rt, int fd,
       })) {
         auto error = errorFromException(*e);
         error.kind = CAPNP_LEAN_ERROR_DISCONNECTED;
-        conn->close(error, true);
+        conn->close(loop, error, true);
       }
     };
     if (!core->post(start)) {
@@ -335,7 +397,7 @@ void capnp_lean_connection_release(capnp_lean_connection* conn) {
   if (conn == nullptr) return;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     conn->core->postOrRunStopped([conn](LoopState* loop) {
-      conn->close(ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the connection was released"}, false);
+      conn->close(loop, ErrorData{CAPNP_LEAN_ERROR_DISCONNECTED, "the connection was released"}, false);
       deleteConnection(loop, conn);
       if (loop != nullptr) loop->returnMemorySoon();
     });

@@ -66,6 +66,10 @@ kj::Promise<void> pumpWakeups(LoopState& loop, kj::UnixEventPort::FdObserver& ob
   });
 }
 
+// Events run in a row before the loop checks its sockets again: rare enough to cost nothing
+// per call (one non-blocking epoll_wait per few dozen calls), often enough for fairness.
+constexpr uint BUSY_POLL_EVENTS = 256;
+
 void runLoop(Core* core, std::promise<void>* started) {
   auto io = kj::setupAsyncIo();
   LoggingErrorHandler errorHandler;
@@ -78,6 +82,9 @@ void runLoop(Core* core, std::promise<void>* started) {
   core->loopThread.store(std::this_thread::get_id());
   started->set_value();
 
+  // KJ looks for new I/O only once nothing is ready to run, unless told otherwise: a
+  // connection with a long backlog of buffered messages would keep every other socket unread.
+  io.waitScope.setBusyPollInterval(BUSY_POLL_EVENTS);
   stopPaf.promise.exclusiveJoin(pumpWakeups(loop, observer)).wait(io.waitScope);
   // Everything posted before `stopping` was set has run; now release every KJ object, letting
   // the loop turn so that the resulting disconnect work completes.
@@ -207,7 +214,7 @@ void LoopState::teardown() {
   }
   for (auto* c : std::vector<capnp_lean_connection*>(connections.begin(), connections.end())) {
     if (connections.count(c) == 0) continue;
-    c->close(shutDown, true);
+    c->close(this, shutDown, true);
     if (!c->hostOwned) {
       connections.erase(c);
       c->core->unref();

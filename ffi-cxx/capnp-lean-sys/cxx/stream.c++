@@ -231,9 +231,12 @@ kj::Promise<void> CoalescingMessageStream::afterAppend(bool borrowed) {
   if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES)) {
     flush();
   } else if (!flushScheduled) {
-    // After every other event of this turn, so everything queued meanwhile leaves together.
+    // After the events already queued, so what they queue leaves together. Not evalLast,
+    // which waits for an empty queue: a loop kept busy by another peer may never have one, and
+    // this connection's answers would wait for as long (a small-call flood on one connection
+    // held another's echoes for over 2 s).
     flushScheduled = true;
-    tasks.add(kj::evalLast([this]() {
+    tasks.add(kj::evalLater([this]() {
       flushScheduled = false;
       if (!writeInFlight) flush();
     }));

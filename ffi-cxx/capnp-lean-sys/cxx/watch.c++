@@ -160,6 +160,17 @@ kj::Promise<void> WatchedMessageStream::drained() {
 kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> WatchedMessageStream::tryReadMessage(
     kj::ArrayPtr<kj::AutoCloseFd> fdSpace, capnp::ReaderOptions options,
     kj::ArrayPtr<capnp::word> scratchSpace) {
+  if (++readsSinceYield >= READS_BEFORE_YIELD) {
+    // Fairness: KJ runs a ready continuation before anything queued earlier, so a peer whose
+    // messages are already buffered would be served back to back while every other connection
+    // waits (a small-call flood starved a well-behaved client for 5 s). Going to the back of
+    // the queue now and then lets the others in; the loop polls for their I/O meanwhile (see
+    // BUSY_POLL_EVENTS in runtime.c++).
+    readsSinceYield = 0;
+    return kj::evalLater([this, fdSpace, options, scratchSpace]() {
+      return tryReadMessage(fdSpace, options, scratchSpace);
+    });
+  }
   if (bound.limit > 0 && queuedBytes() > bound.limit) {
     // Backpressure: read nothing more from this peer until it has read what it was sent.
     return drained()

@@ -64,10 +64,16 @@ class ProgressStream final : public kj::AsyncIoStream {
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
   kj::Promise<void> write(const void* buffer, size_t size) override {
-    return inner->write(buffer, size);
+    return writes.wrap(inner->write(buffer, size));
   }
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
-    return inner->write(pieces);
+    return writes.wrap(inner->write(pieces));
+  }
+  // Fails the write in flight (DISCONNECTED, `why`): the transport then fails its own queue,
+  // and KJ's chain of queued messages unwinds one node per event instead of recursing through
+  // the whole chain when it is destroyed (see capnp_lean_connection::close).
+  void cutWrites(const char* why) {
+    writes.cancel(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::heapString(why)));
   }
   kj::Promise<void> whenWriteDisconnected() override { return inner->whenWriteDisconnected(); }
   void shutdownWrite() override { inner->shutdownWrite(); }
@@ -84,6 +90,7 @@ class ProgressStream final : public kj::AsyncIoStream {
  private:
   kj::Own<kj::AsyncIoStream> inner;
   ProgressWatch& watch;
+  kj::Canceler writes;
 
   kj::Promise<size_t> readSome(kj::byte* buffer, size_t minBytes, size_t maxBytes, size_t done);
 };
@@ -137,6 +144,8 @@ class WatchedMessageStream final : public capnp::MessageStream,
   kj::Function<size_t()> queuedBytes = []() -> size_t { return 0; };
   kj::Own<kj::PromiseFulfiller<void>> drainWaiter;  // a read held back by the bound
   bool checkScheduled = false;
+  static constexpr uint32_t READS_BEFORE_YIELD = 32;
+  uint32_t readsSinceYield = 0;
   kj::Maybe<kj::Promise<void>> stuckDeadline;
   kj::TimePoint lastWrite = kj::origin<kj::TimePoint>();  // when bytes last left
   bool writeWatchArmed = false;

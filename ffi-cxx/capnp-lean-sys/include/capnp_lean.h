@@ -177,9 +177,10 @@ typedef struct capnp_lean_connection_options {
    * connection spends paused by its own flow limit does not count. Default 60000;
    * CAPNP_LEAN_TIMEOUT_OFF turns it off. */
   uint32_t stall_timeout_ms;
-  /* Bytes this side has queued for the peer and not yet written (answers, calls, releases):
-   * above this the connection stops reading from the peer until the queue is back under half
-   * of it, so a peer that sends calls and never reads the answers stops being served.
+  /* Bytes this side has queued for the peer and not yet written (answers, calls, releases),
+   * each message in KJ's queue charged 1 KiB more for what it holds besides its bytes: above
+   * this the connection stops reading from the peer until the queue is back under half of it,
+   * so a peer that sends calls and never reads the answers stops being served.
    * Default 16 MiB; CAPNP_LEAN_UNLIMITED: no bound. */
   uint64_t send_queue_limit_bytes;
   /* A send queue above send_queue_limit_bytes for this many milliseconds (the peer reads

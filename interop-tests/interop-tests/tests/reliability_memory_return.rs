@@ -55,11 +55,11 @@ fn a_burst_of_capabilities_released_by_a_disconnect_gives_its_memory_back() {
         request.get().set_by(1);
         assert_eq!(request.send().promise.await.unwrap().get().unwrap().get_value(), 1);
         let peak = rss_kib(pid).expect("the server is running");
+        // The connection goes at once, 100,000 Releases still queued behind one another: KJ
+        // 0.9.2 would destroy that chain of writes recursively and overflow this process's loop
+        // thread, had the connection not let it unwind first (docs/reliability.md).
         drop(counters);
-        // Let the 100,000 Releases leave before the connection goes: dropping a connection with
-        // that many messages queued in one turn overflows the loop thread's stack while KJ
-        // 0.9.2 destroys its chain of pending writes (a known defect, docs/reliability.md).
-        assert_eq!(echo(&interop, b"flushed").await.unwrap(), b"flushed");
+        drop(interop);
         drop(connection);
         peak
     });

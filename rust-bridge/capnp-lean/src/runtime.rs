@@ -77,7 +77,8 @@ pub struct ConnectionOptions {
     /// Bytes this side may have queued for the peer and not yet written: above it the
     /// connection stops reading from the peer until the queue is back under half, so a peer
     /// that sends calls and never reads the answers stops being served (default 16 MiB;
-    /// `None`: no bound).
+    /// `None`: no bound). Each message in KJ's queue is charged 1 KiB beyond its bytes, about
+    /// what a small queued answer holds in memory.
     pub send_queue_limit: Option<u64>,
     /// How long the send queue may stay above [`send_queue_limit`](Self::send_queue_limit)
     /// (the peer reads nothing) before the connection is ended (default 60 s; `None`: never).
