@@ -29,7 +29,8 @@ bash scripts/test-sanitizers.sh
 # stock stream too by running every bridge interop suite again on it.
 CAPNP_LEAN_TRANSPORT=stock cargo test -p interop-tests --test bridge_interop --test bridge_faults \
   --test bridge_limits --test netns_faults --test reliability_hostile_frames --test reliability_slow_peers --test reliability_send_queue --test reliability_queue_unwind \
-  --test reliability_send_queue_client
+  --test reliability_send_queue_client --test reliability_memory_return --test reliability_many_connections \
+  --test error_rule
 # Tests that compile Lean need lake; they are #[ignore]d in plain `cargo test` and run here.
 if command -v lake >/dev/null 2>&1; then
   cargo test -p capnpc-lean --test lake -- --ignored

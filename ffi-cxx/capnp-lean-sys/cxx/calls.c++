@@ -56,10 +56,12 @@ void LoopState::finishLater(capnp_lean_call* call, const ErrorData* error) {
   finishing.push_back(call);
   if (finishScheduled) return;
   finishScheduled = true;
-  // evalLater: after every event already queued (the other messages read in this pass). Not
-  // evalLast, which waits for an empty queue: with the loop polling for I/O while busy (see
-  // runtime.c++) a loaded server may never have one, and these completions would starve.
-  tasks.add(kj::evalLater([this]() { finishQueued(); }));
+  // evalLast: once the loop has nothing else to run, i.e. the messages read in this pass have
+  // all been handled. A loop kept busy by other peers may never be idle, so a timer (seen when
+  // the loop polls for I/O, see runtime.c++) bounds the wait.
+  tasks.add(kj::evalLast([]() {})
+                .exclusiveJoin(io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS))
+                .then([this]() { finishQueued(); }));
 }
 
 void LoopState::finishQueued() {

@@ -77,7 +77,8 @@ void startConnection(LoopState& loop, capnp_lean_connection* conn,
   kj::Function<bool()> bufferedInput = []() { return false; };  // the stock stream reads exactly
   CoalescingMessageStream* coalescing = nullptr;
   if (limits.coalescing) {
-    auto owned = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received);
+    auto owned = kj::heap<CoalescingMessageStream>(*conn->stream, conn->core->received,
+                                                   loop.io.provider->getTimer());
     coalescing = owned.get();
     bufferedInput = [coalescing]() { return coalescing->hasBufferedInput(); };
     conn->transport = kj::mv(owned);

@@ -15,8 +15,14 @@ constexpr size_t READ_BUFFER_BYTES = 64 * 1024;
 // From this much segment data a message skips the read buffer: copying it would cost more
 // than the separate read that fills its own array (and it need not fit in the buffer).
 constexpr size_t LARGE_MESSAGE_BYTES = 16 * 1024;
+// The longest a queued message waits for the loop to go idle before its batch is written anyway.
+constexpr auto MAX_FLUSH_DELAY = 1 * kj::MILLISECONDS;
 // A batch this large is written at once instead of waiting for the end of the turn.
 constexpr size_t MAX_BATCH_BYTES = 256 * 1024;
+// Nor does a batch of this many messages wait: the peer starts on them while this side works on
+// the rest. Waiting for the whole turn made a pipelined exchange stop-and-wait (each side idle
+// while the other handled the full window): half capnp-rpc's calls/s at 64 in flight.
+constexpr size_t MAX_BATCH_MESSAGES = 16;
 // Past this many queued bytes behind a write in flight, writers wait (backpressure).
 constexpr size_t HIGH_WATER_BYTES = 4 * 1024 * 1024;
 // KJ's own limit on segments per message.
@@ -53,8 +59,10 @@ void putLe32(kj::byte* p, uint32_t value) {
 }  // namespace
 
 CoalescingMessageStream::CoalescingMessageStream(kj::AsyncIoStream& stream,
-                                                 std::shared_ptr<ReceivedMessages> received)
-    : stream(stream), received(kj::mv(received)), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)), tasks(*this) {}
+                                                 std::shared_ptr<ReceivedMessages> received,
+                                                 kj::Timer& timer)
+    : stream(stream), received(kj::mv(received)), readBuffer(kj::heapArray<kj::byte>(READ_BUFFER_BYTES)),
+      timer(timer), tasks(*this) {}
 
 // What writeMessage() returns for a large message, whose segments go on the wire straight from
 // the caller's memory: it resolves once the write carrying them has completed. Its owner may
@@ -81,6 +89,7 @@ void CoalescingMessageStream::Batch::clear() {
   if (bytes.capacity() > MAX_BATCH_BYTES) bytes = kj::Vector<kj::byte>();
   pieces.clear();
   size = 0;
+  messages = 0;
 }
 
 CoalescingMessageStream::~CoalescingMessageStream() noexcept(false) {
@@ -209,6 +218,7 @@ bool CoalescingMessageStream::appendMessage(
   }
   if (entries % 2 == 1) putLe32(table + 4 * entries++, 0);  // pad the table to a word
   appendCopied(kj::arrayPtr(table, 4 * entries));
+  pending.messages++;
   bool borrow = words * sizeof(capnp::word) >= LARGE_MESSAGE_BYTES;
   for (auto& segment : segments) {
     auto bytes = segment.asBytes();
@@ -228,15 +238,15 @@ kj::Promise<void> CoalescingMessageStream::afterAppend(bool borrowed) {
   if (borrowed) written = kj::newAdaptedPromise<void, BorrowedWrite>(*this);
   // A large message leaves at once: nothing more will join it this turn, since
   // TwoPartyVatNetwork sends its next message only when this one's promise resolves.
-  if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES)) {
+  if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES || pending.messages >= MAX_BATCH_MESSAGES)) {
     flush();
   } else if (!flushScheduled) {
-    // After the events already queued, so what they queue leaves together. Not evalLast,
-    // which waits for an empty queue: a loop kept busy by another peer may never have one, and
-    // this connection's answers would wait for as long (a small-call flood on one connection
-    // held another's echoes for over 2 s).
+    // evalLast: once the loop has nothing else to run, so everything queued meanwhile leaves
+    // together (evalLater instead made about one write per message). But a loop kept busy by
+    // another peer may never be idle (a small-call flood held another connection's echoes for
+    // over 2 s), so a timer, seen when the loop polls for I/O, bounds the wait.
     flushScheduled = true;
-    tasks.add(kj::evalLater([this]() {
+    tasks.add(kj::evalLast([]() {}).exclusiveJoin(timer.afterDelay(MAX_FLUSH_DELAY)).then([this]() {
       flushScheduled = false;
       if (!writeInFlight) flush();
     }));

@@ -23,7 +23,9 @@ class CoalescingMessageStream final : public capnp::MessageStream,
                                       private kj::TaskSet::ErrorHandler {
  public:
   // Received messages are registered with `received` (so they can be viewed in place).
-  CoalescingMessageStream(kj::AsyncIoStream& stream, std::shared_ptr<ReceivedMessages> received);
+  // `timer` bounds how long a queued message may wait for its batch (see afterAppend).
+  CoalescingMessageStream(kj::AsyncIoStream& stream, std::shared_ptr<ReceivedMessages> received,
+                          kj::Timer& timer);
   ~CoalescingMessageStream() noexcept(false);
 
   kj::Promise<kj::Maybe<capnp::MessageReaderAndFds>> tryReadMessage(
@@ -66,6 +68,7 @@ class CoalescingMessageStream final : public capnp::MessageStream,
     kj::Vector<Piece> pieces;
     kj::Vector<BorrowedWrite*> borrowers;  // settled when this batch has been written
     size_t size = 0;                       // bytes on the wire
+    size_t messages = 0;
     void clear();                          // all but the borrowers, which settle() clears
   };
 
@@ -83,6 +86,7 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   Batch sending;
   kj::Vector<kj::ArrayPtr<const kj::byte>> sendingPieces;
   bool flushScheduled = false;
+  kj::Timer& timer;
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;

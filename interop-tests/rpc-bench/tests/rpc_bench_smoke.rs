@@ -71,13 +71,16 @@ type Key = (String, String, String, String, String, Option<u64>, u64);
 fn quick_run_writes_an_entry_for_every_client_server_mode_window_and_payload() {
     let out = std::env::temp_dir().join(format!("rpc-bench-smoke-{}", std::process::id()));
     let out_arg = out.display().to_string();
-    let finished = run_to_completion(RPC_BENCH, &["--quick", "--no-plot", "--out", &out_arg], Duration::from_secs(600)).unwrap();
+    let finished = run_to_completion(RPC_BENCH, &["--quick", "--out", &out_arg], Duration::from_secs(600)).unwrap();
     assert!(finished.status.success(), "rpc-bench failed:\n{}\n{}", finished.stdout, finished.stderr);
     assert!(finished.stdout.contains("payload 64 KiB: ratios against kj-cxx/stock → kj-cxx/stock"), "no matrix table:\n{}", finished.stdout);
     assert!(finished.stdout.contains("each implementation against itself"), "no symmetric table:\n{}", finished.stdout);
 
     let text = std::fs::read_to_string(out.join("results.json")).unwrap();
+    let plot = std::fs::read_to_string(out.join("throughput.svg")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&out);
+    // One line per implementation against itself in each payload's panel.
+    assert_eq!(plot.matches("<polyline").count(), 3 * 4, "throughput.svg:\n{plot}");
     let document: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(document.as_object().unwrap().keys().collect::<Vec<_>>(), ["runs"]);
     let runs = document["runs"].as_array().unwrap();

@@ -20,7 +20,7 @@
 //! noise spreads over all of them. Writes `DIR/results.json` (default `target/rpc-bench/`:
 //! median, min and max over the rounds), prints the symmetric table (each implementation
 //! against itself) and the full matrix with ratios against KJ↔KJ, and draws
-//! `DIR/throughput.png` with `scripts/plot-bench.py`. Build with `--release`. Defaults: 5,000
+//! `DIR/throughput.svg` (no plotting library needed). Build with `--release`. Defaults: 5,000
 //! calls per measurement (a quarter for 64 KiB), 3 rounds, 500 calls per measurement under
 //! strace — about five minutes on two cores; `--quick` is 300 calls, 1 round, 100 under strace
 //! (under a minute).
@@ -39,14 +39,13 @@ use rpc_bench::strace::syscalls_per_measurement;
 use rpc_bench::table::{matrix_table, payload_name, symmetric_table};
 use capnp_lean_peers::rust_peer::bench::MARK;
 
-const PLOT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/plot-bench.py");
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Every client against every server, in one run: sequential latency and pipelined throughput
 /// (1, 8, 64, 256 in flight) for 16 B, 1 KiB and 64 KiB payloads, the CPU per call of both
 /// ends, a symmetric table (each implementation against itself) and the full matrix with ratios
-/// against native KJ on both ends. Writes DIR/results.json and DIR/throughput.png. Build with
+/// against native KJ on both ends. Writes DIR/results.json and DIR/throughput.svg. Build with
 /// --release.
 #[derive(Parser)]
 #[command(version)]
@@ -74,7 +73,7 @@ struct Cli {
     /// server on the first allowed CPU and every client on the last).
     #[arg(long)]
     no_pin: bool,
-    /// Do not draw throughput.png.
+    /// Do not draw throughput.svg.
     #[arg(long)]
     no_plot: bool,
     /// Where results go [default: target/rpc-bench].
@@ -257,7 +256,7 @@ fn run(settings: &Settings) -> Result<(), String> {
     println!("\n{strace_note}");
     println!("wrote {} ({} entries)", results.display(), runs.len());
     if settings.plot {
-        plot(&results, &settings.out.join("throughput.png"));
+        plot(&runs, &settings.out.join("throughput.svg"));
     }
     println!("took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -341,13 +340,11 @@ fn count_syscalls(pair: Pair, command: &[String], pinning: Option<Pinning>, out:
     Ok(())
 }
 
-/// Draws the throughput plot with `scripts/plot-bench.py` (`$RPC_BENCH_PYTHON`, else `python3`);
-/// a missing Python or matplotlib is reported, not fatal.
-fn plot(results: &Path, png: &Path) {
-    let python = std::env::var("RPC_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    match Command::new(&python).arg(PLOT_SCRIPT).arg(results).arg(png).output() {
-        Ok(output) if output.status.success() => println!("wrote {}", png.display()),
-        Ok(output) => println!("no plot: {} said: {}", PLOT_SCRIPT, String::from_utf8_lossy(&output.stderr).trim()),
-        Err(e) => println!("no plot: cannot run {python} ({e}); set RPC_BENCH_PYTHON to a Python with matplotlib"),
+/// Draws the throughput plot; a file that cannot be written is reported, not fatal (the
+/// numbers are already in results.json).
+fn plot(runs: &[Run], svg: &Path) {
+    match std::fs::write(svg, rpc_bench::plot::throughput_svg(runs)) {
+        Ok(()) => println!("wrote {}", svg.display()),
+        Err(e) => println!("no plot: cannot write {}: {e}", svg.display()),
     }
 }
