@@ -12,7 +12,7 @@
 //! it), so the bound is what the streaming test can fail on.
 
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,8 @@ struct Seen {
     active: AtomicU64,
     max_active: AtomicU64,
     errors: Mutex<Vec<String>>,
+    /// While set, the failing item waits before it fails (so a test can finish sending first).
+    hold_failure: AtomicBool,
 }
 
 struct Sink {
@@ -67,6 +69,9 @@ impl byte_sink::Server for Sink {
             self.seen.errors.lock().unwrap().push(format!("item {index} arrived when {expected} was expected"));
         }
         let result = if Some(index) == self.fail_at {
+            while self.seen.hold_failure.load(Ordering::SeqCst) {
+                self.runtime.sleep(Duration::from_millis(1)).await.map_err(|e| capnp::Error::failed(e.to_string()))?;
+            }
             Err(capnp::Error::failed(format!("the sink refuses item {index}")))
         } else {
             if index % SLOW_EVERY == SLOW_EVERY - 1 {
@@ -214,15 +219,18 @@ fn a_failed_item_fails_a_later_send_and_the_final_call() {
 
 #[test]
 fn a_short_stream_whose_sends_all_succeeded_still_fails_its_final_call() {
-    // Three items fit in the window at once, so every send() is admitted before the failure of
-    // item 1 comes back; the stream's final regular call is where it surfaces.
+    // Three items fit in the window at once, so every send() is admitted at once; item 1 fails
+    // only once all three were sent (without the hold, its failure could come back before the
+    // third send and fail that one instead); the stream's final regular call is where it surfaces.
     let pair = Pair::new(Some(1));
+    pair.seen.hold_failure.store(true, Ordering::SeqCst);
     block_on(async {
         for index in 0..3 {
             write_request(&pair.sink, index).send().await.unwrap();
         }
     })
     .unwrap();
+    pair.seen.hold_failure.store(false, Ordering::SeqCst);
     let error = block_on(pair.sink.done_request().send().promise).unwrap().err().expect("done() succeeded after a failed stream");
     assert!(error.extra.contains("the sink refuses item 1"), "{error:?}");
     assert_eq!(pair.seen.received.load(Ordering::SeqCst), 1);
