@@ -87,6 +87,11 @@ class CoalescingMessageStream final : public capnp::MessageStream,
   kj::Vector<kj::ArrayPtr<const kj::byte>> sendingPieces;
   bool flushScheduled = false;
   kj::Timer& timer;
+  // Messages taken from the read buffer since the last socket read, and in the pass before:
+  // about how many calls the peer keeps in flight, which sizes this side's write batches.
+  size_t readThisPass = 0;
+  size_t lastPassMessages = 0;
+  size_t batchMessages() const;
   bool writeInFlight = false;
   kj::Maybe<kj::Exception> writeError;
   kj::Vector<kj::Own<kj::PromiseFulfiller<void>>> drainWaiters;
