@@ -137,8 +137,8 @@ struct LoopState {
   // Completes every call `finishLater` has queued.
   void finishQueued();
   // After a connection closes: gives the memory its burst left free back to the system
-  // (glibc's malloc_trim, once for all closes within 200 ms), so a long-lived server does not
-  // keep its worst moment's footprint forever.
+  // (glibc's malloc_trim, once for all closes within 200 ms, when 16 MiB or more lie free), so
+  // a long-lived server does not keep its worst moment's footprint forever.
   void returnMemorySoon();
 };
 
