@@ -4,12 +4,13 @@
 //! rather than staying at the burst's peak forever.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use capnp_lean::Runtime;
 use capnp_schemas::interop_capnp::{counter, interop};
 use capnp_lean_peers::bridge_peer::connection_options;
 use capnp_lean_peers::process::PeerProcess;
+use interop_tests::reliability::observers::rss_settled;
 use interop_tests::reliability::rss_kib;
 use capnp_lean_peers::rust_peer::run_local;
 use capnp_lean_peers::scenarios::interop::echo;
@@ -65,12 +66,7 @@ fn a_burst_of_capabilities_released_by_a_disconnect_gives_its_memory_back() {
     });
 
     // The server releases everything when the connection ends; its memory must follow.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut after = rss_kib(pid).expect("the server is running");
-    while after > baseline + MARGIN_KIB && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-        after = rss_kib(pid).expect("the server is running");
-    }
+    let after = rss_settled(pid, baseline + MARGIN_KIB, Duration::from_secs(5)).expect("the server is running");
     println!("server RSS: baseline {baseline} KiB, with {CAPABILITIES} capabilities {peak} KiB, after release {after} KiB");
     assert!(server.is_running(), "the server died; stderr:\n{}", server.kill_and_collect_stderr());
     assert!(peak >= baseline + MIN_BURST_KIB, "the burst added only {} KiB: it proves nothing", peak - baseline);

@@ -19,11 +19,9 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use capnp::traits::HasTypeId;
 use capnp_lean_peers::process::PeerProcess;
-use capnp_schemas::interop_capnp::interop;
-use interop_tests::reliability::hostile::{bootstrap, frame_of};
-use interop_tests::reliability::observers::{open_fds, GoodClient, PeakRss, Served};
+use interop_tests::reliability::hostile::{bootstrap, echo_call};
+use interop_tests::reliability::observers::{open_fds, rss_settled, GoodClient, PeakRss, Served};
 use interop_tests::reliability::rss_kib;
 
 const BRIDGE_PEER: &str = env!("CARGO_BIN_EXE_bridge-peer");
@@ -44,18 +42,6 @@ const MARGIN_KIB: u64 = 32 * 1024;
 /// Liveness bound for the well-behaved client's calls during the flood (not a speed target).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// An empty `Interop.echo` on the bootstrap capability (question 0).
-fn small_echo(question_id: u32) -> Vec<u8> {
-    frame_of(|m| {
-        let mut call = m.init_call();
-        call.set_question_id(question_id);
-        call.set_interface_id(interop::Client::TYPE_ID);
-        call.set_method_id(0);
-        call.reborrow().init_target().init_promised_answer().set_question_id(0);
-        let mut params: interop::echo_params::Builder = call.init_params().init_content().init_as();
-        params.set_payload(&[]);
-    })
-}
 
 /// What one flood did to its server.
 struct Flood {
@@ -94,7 +80,7 @@ fn flood_small_calls(limit_bytes: Option<u64>) -> Flood {
 
     // Built first, so the flood runs at socket speed.
     let batches: Vec<Vec<u8>> = (0..BATCHES)
-        .map(|b| (0..CALLS_PER_BATCH).flat_map(|i| small_echo(b * CALLS_PER_BATCH + i + 1)).collect())
+        .map(|b| (0..CALLS_PER_BATCH).flat_map(|i| echo_call(b * CALLS_PER_BATCH + i + 1, &[])).collect())
         .collect();
     let mut flood = TcpStream::connect(&address).expect("connect");
     flood.write_all(&bootstrap(0)).unwrap();
@@ -124,12 +110,7 @@ fn flood_small_calls(limit_bytes: Option<u64>) -> Flood {
     let alive = server.is_running();
     let served = good_client.finish();
     let peak = peak.finish();
-    let mut after = rss_kib(pid).unwrap_or(0);
-    let settle = Instant::now() + Duration::from_secs(5);
-    while alive && after > baseline + MARGIN_KIB && Instant::now() < settle {
-        thread::sleep(Duration::from_millis(100));
-        after = rss_kib(pid).unwrap_or(0);
-    }
+    let after = if alive { rss_settled(pid, baseline + MARGIN_KIB, Duration::from_secs(5)).unwrap_or(0) } else { 0 };
     drop(flood);
     println!(
         "small-call flood (bound {limit_bytes:?}): {sent} calls sent; connection ended after {ended_after:?}; server RSS \

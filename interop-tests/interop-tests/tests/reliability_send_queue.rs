@@ -11,10 +11,8 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use capnp::traits::HasTypeId;
-use capnp_schemas::interop_capnp::interop;
 use capnp_lean_peers::process::PeerProcess;
-use interop_tests::reliability::hostile::{bootstrap, frame_of};
+use interop_tests::reliability::hostile::{bootstrap, echo_call};
 use interop_tests::reliability::observers::{open_fds, GoodClient, PeakRss};
 use interop_tests::reliability::rss_kib;
 
@@ -28,20 +26,6 @@ const PAYLOAD: usize = 64 * 1024;
 const RSS_GROWTH_LIMIT_KIB: u64 = 48 * 1024;
 /// Liveness bound for the well-behaved client's calls (not a speed target).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// An `Interop.echo` call of `PAYLOAD` bytes on the bootstrap capability (question 0).
-fn echo_call(question_id: u32) -> Vec<u8> {
-    let payload = vec![0x5au8; PAYLOAD];
-    frame_of(|m| {
-        let mut call = m.init_call();
-        call.set_question_id(question_id);
-        call.set_interface_id(interop::Client::TYPE_ID);
-        call.set_method_id(0);
-        call.reborrow().init_target().init_promised_answer().set_question_id(0);
-        let mut params: interop::echo_params::Builder = call.init_params().init_content().init_as();
-        params.set_payload(&payload);
-    })
-}
 
 #[test]
 fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_others_are_served() {
@@ -60,13 +44,14 @@ fn a_peer_that_never_reads_is_stopped_at_the_bound_and_then_disconnected_while_o
 
     // The flood: calls as fast as the server takes them, answers never read.
     let fds_before = open_fds(pid);
+    let payload = vec![0x5au8; PAYLOAD];
     let mut flood = TcpStream::connect(&address).expect("connect");
     flood.write_all(&bootstrap(0)).unwrap();
     flood.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
     let started = Instant::now();
     let (mut calls, mut blocked_at) = (0u32, None);
     while started.elapsed() < Duration::from_secs(2) {
-        match flood.write_all(&echo_call(calls + 1)) {
+        match flood.write_all(&echo_call(calls + 1, &payload)) {
             Ok(()) => calls += 1,
             Err(e) if matches!(e.kind(), IoErrorKind::WouldBlock | IoErrorKind::TimedOut) => {
                 blocked_at.get_or_insert(started.elapsed());

@@ -200,6 +200,20 @@ pub fn frame_of(build: impl FnOnce(message::Builder)) -> Vec<u8> {
     capnp::serialize::write_message_to_words(&builder)
 }
 
+/// An `Interop.echo` call of `payload` asking question `question_id`, on the bootstrap
+/// capability of question 0 (a frame for peers that write raw calls and never read).
+pub fn echo_call(question_id: u32, payload: &[u8]) -> Vec<u8> {
+    frame_of(|m| {
+        let mut call = m.init_call();
+        call.set_question_id(question_id);
+        call.set_interface_id(interop::Client::TYPE_ID);
+        call.set_method_id(0);
+        call.reborrow().init_target().init_promised_answer().set_question_id(0);
+        let mut params: interop::echo_params::Builder = call.init_params().init_content().init_as();
+        params.set_payload(payload);
+    })
+}
+
 /// A Bootstrap asking question `question_id`.
 pub fn bootstrap(question_id: u32) -> Vec<u8> {
     frame_of(|m| m.init_bootstrap().set_question_id(question_id))

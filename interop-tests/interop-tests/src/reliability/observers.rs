@@ -19,6 +19,19 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Reads `pid`'s resident memory every 100 ms until it is at most `limit_kib` or `within` has
+/// passed: the last reading (`None` once the process is gone).
+pub fn rss_settled(pid: u32, limit_kib: u64, within: Duration) -> Option<u64> {
+    let deadline = Instant::now() + within;
+    loop {
+        let rss = rss_kib(pid)?;
+        if rss <= limit_kib || Instant::now() >= deadline {
+            return Some(rss);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Samples a process's resident memory every 10 ms until finished.
 pub struct PeakRss {
     stop: Arc<AtomicBool>,
