@@ -56,12 +56,8 @@ void LoopState::finishLater(capnp_lean_call* call, const ErrorData* error) {
   finishing.push_back(call);
   if (finishScheduled) return;
   finishScheduled = true;
-  // evalLast: once the loop has nothing else to run, i.e. the messages read in this pass have
-  // all been handled. A loop kept busy by other peers may never be idle, so a timer (seen when
-  // the loop polls for I/O, see runtime.c++) bounds the wait.
-  tasks.add(kj::evalLast([]() {})
-                .exclusiveJoin(io.provider->getTimer().afterDelay(1 * kj::MILLISECONDS))
-                .then([this]() { finishQueued(); }));
+  // Once the messages read in this pass have all been handled.
+  tasks.add(whenIdle(io.provider->getTimer()).then([this]() { finishQueued(); }));
 }
 
 void LoopState::finishQueued() {

@@ -1,6 +1,7 @@
 // CoalescingMessageStream: see stream.h.
 
 #include "stream.h"
+#include "watch.h"
 
 #include <capnp/serialize.h>
 #include <sys/socket.h>
@@ -15,8 +16,6 @@ constexpr size_t READ_BUFFER_BYTES = 64 * 1024;
 // From this much segment data a message skips the read buffer: copying it would cost more
 // than the separate read that fills its own array (and it need not fit in the buffer).
 constexpr size_t LARGE_MESSAGE_BYTES = 16 * 1024;
-// The longest a queued message waits for the loop to go idle before its batch is written anyway.
-constexpr auto MAX_FLUSH_DELAY = 1 * kj::MILLISECONDS;
 // A batch this large is written at once instead of waiting for the end of the turn.
 constexpr size_t MAX_BATCH_BYTES = 256 * 1024;
 // Nor does a batch of half as many messages as the last read brought in (4 to 16): the peer
@@ -251,12 +250,9 @@ kj::Promise<void> CoalescingMessageStream::afterAppend(bool borrowed) {
   if (!writeInFlight && (borrowed || pending.size >= MAX_BATCH_BYTES || pending.messages >= batchMessages())) {
     flush();
   } else if (!flushScheduled) {
-    // evalLast: once the loop has nothing else to run, so everything queued meanwhile leaves
-    // together (evalLater instead made about one write per message). But a loop kept busy by
-    // another peer may never be idle (a small-call flood held another connection's echoes for
-    // over 2 s), so a timer, seen when the loop polls for I/O, bounds the wait.
+    // So that everything queued meanwhile leaves together.
     flushScheduled = true;
-    tasks.add(kj::evalLast([]() {}).exclusiveJoin(timer.afterDelay(MAX_FLUSH_DELAY)).then([this]() {
+    tasks.add(whenIdle(timer).then([this]() {
       flushScheduled = false;
       if (!writeInFlight) flush();
     }));

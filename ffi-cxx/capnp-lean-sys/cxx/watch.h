@@ -19,6 +19,20 @@
 
 namespace capnp_lean {
 
+// The longest work deferred "until the loop is idle" waits when the loop never is.
+constexpr auto IDLE_WAIT_LIMIT = 1 * kj::MILLISECONDS;
+
+// Resolves once the loop has nothing else to run (kj::evalLast), so that everything queued
+// meanwhile can be handled together (batched writes, batched completions), or after
+// IDLE_WAIT_LIMIT, whichever comes first. evalLast alone waits for an empty queue, and a loop
+// kept busy by another peer may never have one (a small-call flood held another connection's
+// answers for over 2 s); the timer is seen when the loop polls for I/O while busy (see
+// BUSY_POLL_EVENTS in runtime.c++). kj::evalLater instead would not batch: about one write per
+// message.
+inline kj::Promise<void> whenIdle(kj::Timer& timer) {
+  return kj::evalLast([]() {}).exclusiveJoin(timer.afterDelay(IDLE_WAIT_LIMIT));
+}
+
 class ProgressWatch final : private kj::TaskSet::ErrorHandler {
  public:
   // A zero duration turns that deadline off.
